@@ -22,7 +22,7 @@ deps:
 
 # All tiers: unit, privileged (root, real netns/BPF) and integration (real OVS/OVN
 # started by the harness). As root in CI nothing is skipped.
-test: build
+test: deps build
 	$(GO) test $(TEST_FLAGS) ./...
 
 # Unit tier only: no root, no daemons.
@@ -47,7 +47,7 @@ dev-env:
 dev-env-down:
 	hack/dev-env.sh down
 
-demo: build
+demo: deps build
 	hack/demo.sh
 
 bench-cni: build
