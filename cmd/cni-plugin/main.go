@@ -1,13 +1,17 @@
 // Command sdncni is the CNI plugin binary: a thin shim that forwards each request to the
-// node's sdncni-controller over a unix socket.
+// node's sdncni-controller over a unix socket (see package cnishim).
 package main
 
 import (
-	"fmt"
+	"os"
+
+	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/sdncni/sdncni/internal/version"
+	"github.com/sdncni/sdncni/pkg/cnishim"
 )
 
 func main() {
-	fmt.Println("sdncni", version.Version)
+	skel.PluginMainFuncs(cnishim.Funcs(os.Stdout), cnishim.SupportedVersions,
+		"sdncni "+version.Version+": CNI plugin for OVS/OVN with an eBPF fast path")
 }
