@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# dev-env.sh — a local OVS/OVN environment with real daemons, in one private directory.
+#
+#   hack/dev-env.sh deps                      install missing Debian packages (root)
+#   hack/dev-env.sh up     [options]          start OVN central + one node (idempotent)
+#   hack/dev-env.sh node-up [options]         start one more node against DIR's central
+#   hack/dev-env.sh status [options]          live/dead per daemon; non-zero if any is dead
+#   hack/dev-env.sh restart-ovsdb [options]   restart the node's Open_vSwitch ovsdb-server
+#   hack/dev-env.sh node-down [options]       stop one node (its netns, bridges, daemons)
+#   hack/dev-env.sh down   [options]          stop everything under DIR and remove DIR
+#
+# Options (or environment):
+#   --dir DIR          (SDNCNI_DEV_DIR, default /run/sdncni-dev) every db/run/log/pid/ctl file
+#   --netns NAME       (SDNCNI_NETNS, default sdncni-node1) the simulated node
+#   --system-id ID     (default: the netns name) OVN chassis name
+#   --encap-ip IP      (default 127.0.0.1, inside the node netns) Geneve endpoint
+#
+# Layout: DIR/central/ holds the OVN NB and SB ovsdb-servers and ovn-northd (root netns);
+# DIR/node-NAME/ holds a node's conf.db ovsdb-server (root netns) and its ovs-vswitchd and
+# ovn-controller, which run inside the network namespace NAME (entered with nsenter, not
+# 'ip netns exec', so /sys and bpffs pins stay shared). Everything talks over unix sockets,
+# which work across network namespaces. 'up' writes DIR/env (sourceable); each node also
+# gets DIR/node-NAME/env.
+set -euo pipefail
+
+DEFAULT_DIR=/run/sdncni-dev
+DEFAULT_NETNS=sdncni-node1
+BRIDGE=br-int
+PACKAGES=(openvswitch-switch ovn-central ovn-host iperf3 clang llvm libbpf-dev bpftool iproute2 ethtool)
+VSWITCH_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
+NB_SCHEMA=/usr/share/ovn/ovn-nb.ovsschema
+SB_SCHEMA=/usr/share/ovn/ovn-sb.ovsschema
+WAIT_SECS=${SDNCNI_DEV_WAIT_SECS:-30}
+
+log() { echo "dev-env: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# use_dirs points every OVS/OVN tool at DIR so nothing touches the distribution defaults.
+use_dirs() {
+	local d=$1
+	export OVS_RUNDIR=$d OVS_DBDIR=$d OVS_LOGDIR=$d OVS_PKGDATADIR=/usr/share/openvswitch
+	export OVN_RUNDIR=$d OVN_DBDIR=$d OVN_LOGDIR=$d
+}
+
+# ---------------------------------------------------------------------------- processes
+
+# pid_alive PIDFILE NAME: the pidfile names a live process whose command is NAME.
+pid_alive() {
+	local pidfile=$1 name=$2 pid comm state
+	[[ -r $pidfile ]] || return 1
+	pid=$(<"$pidfile") || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+	[[ $comm == "$name" ]] || return 1
+	# An exited daemon waits as a zombie until PID 1 reaps it; that is not alive.
+	state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
+	[[ -n $state && $state != Z && $state != X ]]
+}
+
+# stop_pid PIDFILE NAME: SIGTERM, wait, SIGKILL; only the process the pidfile names, and
+# only if it still runs NAME (a recycled PID is left alone).
+stop_pid() {
+	local pidfile=$1 name=$2 pid i
+	if ! pid_alive "$pidfile" "$name"; then
+		rm -f "$pidfile"
+		return 0
+	fi
+	pid=$(<"$pidfile")
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		pid_alive "$pidfile" "$name" || break
+		sleep 0.1
+	done
+	if pid_alive "$pidfile" "$name"; then
+		log "$name ($pid) ignored SIGTERM; killing"
+		kill -KILL "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do
+			[[ -d /proc/$pid ]] || break
+			sleep 0.1
+		done
+	fi
+	rm -f "$pidfile"
+}
+
+# wait_for DESCRIPTION COMMAND...: retry COMMAND until it succeeds or WAIT_SECS pass.
+wait_for() {
+	local what=$1 i
+	shift
+	for ((i = 0; i < WAIT_SECS * 10; i++)); do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "timed out after ${WAIT_SECS}s waiting for $what"
+}
+
+# ---------------------------------------------------------------------------- paths
+
+central_dir() { echo "$1/central"; }
+node_dir() { echo "$1/node-$2"; }
+nb_sock() { echo "$(central_dir "$1")/ovnnb_db.sock"; }
+sb_sock() { echo "$(central_dir "$1")/ovnsb_db.sock"; }
+
+# ---------------------------------------------------------------------------- central
+
+# start_ovsdb DB SOCK PIDFILE LOG CTL: a standalone ovsdb-server on a unix socket.
+start_ovsdb() {
+	local db=$1 sock=$2 pidfile=$3 logf=$4 ctl=$5
+	pid_alive "$pidfile" ovsdb-server && return 0
+	ovsdb-server "$db" --remote="punix:$sock" --pidfile="$pidfile" --log-file="$logf" \
+		--unixctl="$ctl" --detach --no-chdir -vconsole:off
+	wait_for "ovsdb-server on $sock" ovsdb-client --timeout=5 list-dbs "unix:$sock"
+}
+
+# central_up DIR: OVN NB and SB ovsdb-servers and ovn-northd, files in DIR/central.
+central_up() {
+	local dir=$1 c
+	c=$(central_dir "$dir")
+	mkdir -p "$c"
+	use_dirs "$c"
+	[[ -f $c/ovnnb_db.db ]] || ovsdb-tool create "$c/ovnnb_db.db" "$NB_SCHEMA"
+	[[ -f $c/ovnsb_db.db ]] || ovsdb-tool create "$c/ovnsb_db.db" "$SB_SCHEMA"
+	start_ovsdb "$c/ovnnb_db.db" "$c/ovnnb_db.sock" "$c/ovnnb_db.pid" "$c/ovnnb_db.log" "$c/ovnnb_db.ctl"
+	start_ovsdb "$c/ovnsb_db.db" "$c/ovnsb_db.sock" "$c/ovnsb_db.pid" "$c/ovnsb_db.log" "$c/ovnsb_db.ctl"
+	wait_for "OVN NB" ovn-nbctl --db="unix:$c/ovnnb_db.sock" --timeout=5 show
+	ovn-nbctl --db="unix:$c/ovnnb_db.sock" --timeout=5 --no-wait init
+	wait_for "OVN SB" ovn-sbctl --db="unix:$c/ovnsb_db.sock" --timeout=5 show
+	if ! pid_alive "$c/ovn-northd.pid" ovn-northd; then
+		ovn-northd --ovnnb-db="unix:$c/ovnnb_db.sock" --ovnsb-db="unix:$c/ovnsb_db.sock" \
+			--pidfile="$c/ovn-northd.pid" --log-file="$c/ovn-northd.log" \
+			--unixctl="$c/ovn-northd.ctl" --detach --no-chdir -vconsole:off
+	fi
+	wait_for "ovn-northd" test -S "$c/ovn-northd.ctl"
+}
+
+central_down() {
+	local dir=$1 c
+	c=$(central_dir "$dir")
+	[[ -d $c ]] || return 0
+	use_dirs "$c"
+	stop_pid "$c/ovn-northd.pid" ovn-northd
+	stop_pid "$c/ovnsb_db.pid" ovsdb-server
+	stop_pid "$c/ovnnb_db.pid" ovsdb-server
+}
+
+# ---------------------------------------------------------------------------- node
+
+# in_netns NETNS COMMAND...: run COMMAND in the node's network namespace only.
+in_netns() {
+	local ns=$1
+	shift
+	nsenter --net="/run/netns/$ns" -- "$@"
+}
+
+ensure_netns() {
+	local nd=$1 ns=$2
+	if [[ ! -e /run/netns/$ns ]]; then
+		ip netns add "$ns"
+		touch "$nd/netns-created"
+	fi
+	in_netns "$ns" ip link set lo up
+}
+
+node_ovsdb_up() {
+	local nd=$1
+	use_dirs "$nd"
+	[[ -f $nd/conf.db ]] || ovsdb-tool create "$nd/conf.db" "$VSWITCH_SCHEMA"
+	start_ovsdb "$nd/conf.db" "$nd/db.sock" "$nd/ovsdb-server.pid" "$nd/ovsdb-server.log" "$nd/ovsdb-server.ctl"
+	ovs-vsctl --db="unix:$nd/db.sock" --timeout=5 --no-wait init
+	wait_for "node ovsdb-server" ovs-vsctl --db="unix:$nd/db.sock" --timeout=5 show
+}
+
+# node_up DIR NETNS SYSTEM_ID ENCAP_IP: one simulated node in network namespace NETNS, with
+# files in DIR/node-NETNS, registered as an OVN chassis with the central in DIR/central.
+node_up() {
+	local dir=$1 ns=$2 sysid=$3 encap=$4 nd db vsctl
+	nd=$(node_dir "$dir" "$ns")
+	db="unix:$nd/db.sock"
+	mkdir -p "$nd"
+	[[ -S $(sb_sock "$dir") ]] || die "no OVN central in $dir (run 'up' first)"
+	ensure_netns "$nd" "$ns"
+	node_ovsdb_up "$nd"
+	vsctl=(ovs-vsctl --db="$db" --timeout=5)
+	"${vsctl[@]}" --no-wait init
+	# The userspace datapath reads this only at start.
+	"${vsctl[@]}" --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true
+	"${vsctl[@]}" --no-wait set Open_vSwitch . \
+		external_ids:system-id="$sysid" \
+		external_ids:hostname="$sysid" \
+		external_ids:ovn-remote="unix:$(sb_sock "$dir")" \
+		external_ids:ovn-encap-type=geneve \
+		external_ids:ovn-encap-ip="$encap" \
+		external_ids:ovn-bridge="$BRIDGE"
+	if ! pid_alive "$nd/ovs-vswitchd.pid" ovs-vswitchd; then
+		in_netns "$ns" ovs-vswitchd "$db" --pidfile="$nd/ovs-vswitchd.pid" \
+			--log-file="$nd/ovs-vswitchd.log" --unixctl="$nd/ovs-vswitchd.ctl" \
+			--detach --no-chdir -vconsole:off
+	fi
+	"${vsctl[@]}" --may-exist add-br "$BRIDGE" -- \
+		set Bridge "$BRIDGE" datapath_type=netdev fail_mode=secure
+	if ! pid_alive "$nd/ovn-controller.pid" ovn-controller; then
+		# ovn-controller 23.03 has no --unixctl: OVN_RUNDIR (set by use_dirs) places its
+		# control socket, OVS_RUNDIR tells it where br-int.mgmt is.
+		in_netns "$ns" ovn-controller "$db" --pidfile="$nd/ovn-controller.pid" \
+			--log-file="$nd/ovn-controller.log" --detach --no-chdir -vconsole:off
+	fi
+	wait_for "chassis $sysid in OVN SB" chassis_registered "$dir" "$sysid"
+	write_node_env "$dir" "$ns" "$sysid" "$encap" >"$nd/env"
+}
+
+chassis_registered() {
+	local dir=$1 sysid=$2 out
+	out=$(ovn-sbctl --db="unix:$(sb_sock "$dir")" --timeout=5 --bare --columns=name \
+		find Chassis name="$sysid")
+	[[ $out == "$sysid" ]]
+}
+
+# node_down DIR NETNS: delete bridges (so netdev taps go away), unregister the chassis,
+# stop the node's daemons, delete the netns if this script created it.
+node_down() {
+	local dir=$1 ns=$2 nd db sysid br
+	nd=$(node_dir "$dir" "$ns")
+	[[ -d $nd ]] || return 0
+	use_dirs "$nd"
+	db="unix:$nd/db.sock"
+	sysid=
+	if pid_alive "$nd/ovsdb-server.pid" ovsdb-server; then
+		sysid=$(ovs-vsctl --db="$db" --timeout=5 --if-exists get Open_vSwitch . \
+			external_ids:system-id 2>/dev/null | tr -d '"') || true
+		if pid_alive "$nd/ovs-vswitchd.pid" ovs-vswitchd; then
+			for br in $(ovs-vsctl --db="$db" --timeout=5 list-br 2>/dev/null || true); do
+				ovs-vsctl --db="$db" --timeout=10 --if-exists del-br "$br" || log "del-br $br failed"
+			done
+		fi
+	fi
+	stop_pid "$nd/ovn-controller.pid" ovn-controller
+	if [[ -n $sysid && -S $(sb_sock "$dir") ]]; then
+		ovn-sbctl --db="unix:$(sb_sock "$dir")" --timeout=5 --if-exists chassis-del "$sysid" ||
+			log "chassis-del $sysid failed"
+	fi
+	stop_pid "$nd/ovs-vswitchd.pid" ovs-vswitchd
+	stop_pid "$nd/ovsdb-server.pid" ovsdb-server
+	if [[ -e $nd/netns-created ]]; then
+		ip netns del "$ns" 2>/dev/null || true
+	fi
+	rm -rf "$nd"
+}
+
+# restart_ovsdb DIR NETNS: stop the node's conf.db ovsdb-server and start it again on the
+# same database and socket (clients must reconnect).
+restart_ovsdb() {
+	local dir=$1 ns=$2 nd
+	nd=$(node_dir "$dir" "$ns")
+	[[ -f $nd/conf.db ]] || die "no node $ns in $dir"
+	use_dirs "$nd"
+	stop_pid "$nd/ovsdb-server.pid" ovsdb-server
+	rm -f "$nd/db.sock"
+	node_ovsdb_up "$nd"
+}
+
+# ---------------------------------------------------------------------------- env, status
+
+write_node_env() {
+	local dir=$1 ns=$2 sysid=$3 encap=$4 c nd
+	c=$(central_dir "$dir")
+	nd=$(node_dir "$dir" "$ns")
+	cat <<EOF
+# Generated by hack/dev-env.sh; source it.
+SDNCNI_DEV_DIR=$dir
+SDNCNI_NETNS=$ns
+SDNCNI_NETNS_PATH=/run/netns/$ns
+SDNCNI_NODE_DIR=$nd
+SDNCNI_OVS_DB=unix:$nd/db.sock
+SDNCNI_NB_DB=unix:$c/ovnnb_db.sock
+SDNCNI_SB_DB=unix:$c/ovnsb_db.sock
+SDNCNI_BRIDGE=$BRIDGE
+SDNCNI_SYSTEM_ID=$sysid
+SDNCNI_ENCAP_IP=$encap
+SDNCNI_NB_PIDFILE=$c/ovnnb_db.pid
+SDNCNI_SB_PIDFILE=$c/ovnsb_db.pid
+SDNCNI_NORTHD_PIDFILE=$c/ovn-northd.pid
+SDNCNI_OVSDB_PIDFILE=$nd/ovsdb-server.pid
+SDNCNI_VSWITCHD_PIDFILE=$nd/ovs-vswitchd.pid
+SDNCNI_OVN_CONTROLLER_PIDFILE=$nd/ovn-controller.pid
+export SDNCNI_DEV_DIR SDNCNI_NETNS SDNCNI_NETNS_PATH SDNCNI_NODE_DIR SDNCNI_OVS_DB SDNCNI_NB_DB SDNCNI_SB_DB SDNCNI_BRIDGE SDNCNI_SYSTEM_ID SDNCNI_ENCAP_IP
+EOF
+}
+
+# status DIR: one line per daemon; returns non-zero when any is dead or nothing is there.
+status() {
+	local dir=$1 c nd rc=0 found=0 f name
+	c=$(central_dir "$dir")
+	check() {
+		local pidfile=$1 name=$2 label=$3
+		found=1
+		if pid_alive "$pidfile" "$name"; then
+			printf '%-40s live (pid %s)\n' "$label" "$(<"$pidfile")"
+		else
+			printf '%-40s dead\n' "$label"
+			rc=1
+		fi
+	}
+	if [[ -d $c ]]; then
+		check "$c/ovnnb_db.pid" ovsdb-server "central/ovsdb-server (NB)"
+		check "$c/ovnsb_db.pid" ovsdb-server "central/ovsdb-server (SB)"
+		check "$c/ovn-northd.pid" ovn-northd "central/ovn-northd"
+	fi
+	for nd in "$dir"/node-*/; do
+		[[ -d $nd ]] || continue
+		nd=${nd%/}
+		for f in ovsdb-server ovs-vswitchd ovn-controller; do
+			name=$f
+			check "$nd/$f.pid" "$name" "$(basename "$nd")/$f"
+		done
+	done
+	if ((found == 0)); then
+		echo "nothing running in $dir"
+		return 1
+	fi
+	return $rc
+}
+
+# ---------------------------------------------------------------------------- deps
+
+deps() {
+	local missing=() p f pidfile
+	for p in "${PACKAGES[@]}"; do
+		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+	done
+	if ((${#missing[@]} == 0)); then
+		log "all packages present"
+		return 0
+	fi
+	[[ $(id -u) == 0 ]] || die "installing ${missing[*]} needs root"
+	log "installing ${missing[*]}"
+	# Keep postinst scripts from starting the distribution's services; undo it afterwards.
+	local policy=/usr/sbin/policy-rc.d had_policy=0
+	if [[ -e $policy ]]; then
+		had_policy=1
+		cp -p "$policy" "$policy.sdncni-saved"
+	fi
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	restore_policy() {
+		if ((had_policy)); then mv -f "$policy.sdncni-saved" "$policy"; else rm -f "$policy"; fi
+	}
+	trap restore_policy EXIT
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update
+	apt-get install -y --no-install-recommends "${missing[@]}"
+	restore_policy
+	trap - EXIT
+	# Anything that started anyway uses the distribution's run dirs: stop exactly those.
+	for f in /var/run/openvswitch/*.pid /var/run/ovn/*.pid; do
+		[[ -e $f ]] || continue
+		pidfile=$f
+		for p in ovsdb-server ovs-vswitchd ovn-northd ovn-controller ovn-ic; do
+			if pid_alive "$pidfile" "$p"; then
+				log "stopping distribution $p started by the install ($pidfile)"
+				stop_pid "$pidfile" "$p"
+			fi
+		done
+	done
+}
+
+# ---------------------------------------------------------------------------- main
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+main() {
+	local cmd=${1:-}
+	[[ -n $cmd ]] || usage
+	shift
+	local dir=${SDNCNI_DEV_DIR:-$DEFAULT_DIR} ns=${SDNCNI_NETNS:-$DEFAULT_NETNS} sysid= encap=127.0.0.1
+	while (($#)); do
+		case $1 in
+		--dir) dir=$2; shift 2 ;;
+		--netns) ns=$2; shift 2 ;;
+		--system-id) sysid=$2; shift 2 ;;
+		--encap-ip) encap=$2; shift 2 ;;
+		-h | --help) usage ;;
+		*) die "unknown argument $1" ;;
+		esac
+	done
+	[[ -n $sysid ]] || sysid=$ns
+	[[ $dir == /* ]] || dir=$(pwd)/$dir
+	case $cmd in
+	deps) deps ;;
+	up)
+		central_up "$dir"
+		node_up "$dir" "$ns" "$sysid" "$encap"
+		cp "$(node_dir "$dir" "$ns")/env" "$dir/env"
+		log "up; source $dir/env"
+		;;
+	node-up)
+		node_up "$dir" "$ns" "$sysid" "$encap"
+		log "node $ns up; source $(node_dir "$dir" "$ns")/env"
+		;;
+	node-down) node_down "$dir" "$ns" ;;
+	restart-ovsdb) restart_ovsdb "$dir" "$ns" ;;
+	status) status "$dir" ;;
+	down)
+		local nd
+		for nd in "$dir"/node-*/; do
+			[[ -d $nd ]] || continue
+			nd=${nd%/}
+			node_down "$dir" "${nd##*/node-}"
+		done
+		central_down "$dir"
+		# Remove only what this script creates, so a mistaken --dir cannot wipe a tree.
+		rm -rf "$(central_dir "$dir")" "$dir/env"
+		if [[ -d $dir ]] && ! rmdir "$dir" 2>/dev/null; then
+			log "left $dir in place: it holds files this script did not create"
+		fi
+		;;
+	*) usage ;;
+	esac
+}
+
+main "$@"
