@@ -71,7 +71,7 @@ func decode(path string, data []byte) (*state, error) {
 	if got := hex.EncodeToString(sum[:]); got != want {
 		return nil, corrupt("checksum mismatch: file says %s, payload hashes to %s", want, got)
 	}
-	st := newState()
+	st := &state{}
 	if err := json.Unmarshal(env.Payload, st); err != nil {
 		return nil, corrupt("parse payload: %v", err)
 	}

@@ -8,59 +8,76 @@ import (
 	"fmt"
 	"os"
 	"syscall"
-	"time"
 )
 
-// flockFile is an flock(2) on a file that stays open for the Store's life.
-// flock locks belong to the open file description, so two Stores in the same
-// process exclude each other just like two processes do.
-type flockFile struct{ f *os.File }
-
-func openLockFile(path string) (*flockFile, error) {
+// acquireFileLock takes an flock(2) on path on a fresh open file description
+// and returns the function that releases it.
+//
+// flock locks belong to the open file description, so each acquisition
+// opens its own: two Stores in one process then exclude each other exactly
+// as two processes do, and an abandoned attempt cannot interfere with a
+// later one.
+//
+// Waiting uses a blocking flock in a goroutine rather than LOCK_NB polling:
+// a poller sleeps between attempts and loses every race against a busy
+// process that re-locks as soon as it unlocks, so it could starve; a blocked
+// flock is woken by the kernel on unlock. When ctx ends first, the
+// goroutine is left to finish: it closes the descriptor as soon as its
+// flock returns, which drops the lock it may have got.
+func acquireFileLock(ctx context.Context, path string, exclusive bool) (func() error, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
-	return &flockFile{f: f}, nil
-}
-
-const (
-	lockPollMin = 500 * time.Microsecond
-	lockPollMax = 10 * time.Millisecond
-)
-
-// lock takes the lock, polling with LOCK_NB so that ctx can cancel the wait;
-// a blocking flock could not be interrupted.
-func (l *flockFile) lock(ctx context.Context, exclusive bool) error {
 	how := syscall.LOCK_SH
 	if exclusive {
 		how = syscall.LOCK_EX
 	}
-	delay := lockPollMin
+	fd := int(f.Fd())
+	release := func() error {
+		// Closing the only descriptor of the open file description drops
+		// the lock; the explicit unlock makes that independent of any fd a
+		// child process might have inherited.
+		uerr := syscall.Flock(fd, syscall.LOCK_UN)
+		if cerr := f.Close(); uerr == nil {
+			uerr = cerr
+		}
+		if uerr != nil {
+			return fmt.Errorf("unlock %s: %w", path, uerr)
+		}
+		return nil
+	}
+	err = syscall.Flock(fd, how|syscall.LOCK_NB)
+	if err == nil {
+		return release, nil
+	}
+	if !errors.Is(err, syscall.EWOULDBLOCK) {
+		f.Close()
+		return nil, fmt.Errorf("flock %s: %w", path, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- flockRetry(fd, how) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("flock %s: %w", path, err)
+		}
+		return release, nil
+	case <-ctx.Done():
+		go func() {
+			<-done
+			f.Close()
+		}()
+		return nil, fmt.Errorf("wait for lock %s: %w", path, ctx.Err())
+	}
+}
+
+func flockRetry(fd, how int) error {
 	for {
-		err := syscall.Flock(int(l.f.Fd()), how|syscall.LOCK_NB)
-		if err == nil {
-			return nil
+		err := syscall.Flock(fd, how)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			return fmt.Errorf("flock %s: %w", l.f.Name(), err)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("wait for lock %s: %w", l.f.Name(), ctx.Err())
-		case <-t.C:
-		}
-		delay = min(delay*2, lockPollMax)
 	}
 }
-
-func (l *flockFile) unlock() error {
-	if err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN); err != nil {
-		return fmt.Errorf("unlock %s: %w", l.f.Name(), err)
-	}
-	return nil
-}
-
-func (l *flockFile) close() error { return l.f.Close() }

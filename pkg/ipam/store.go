@@ -18,9 +18,9 @@ type Store struct {
 	now  func() time.Time
 	// sem serialises operations of this Store and, unlike a sync.Mutex, lets
 	// a waiting caller give up when its context ends.
-	sem    chan struct{}
-	lock   *flockFile
-	closed bool
+	sem      chan struct{}
+	lockPath string
+	closed   bool
 }
 
 // Option configures a Store.
@@ -42,17 +42,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open ipam store %s: %w", path, err)
 	}
-	lk, err := openLockFile(path + ".lock")
-	if err != nil {
-		return nil, fmt.Errorf("open ipam store %s: %w", path, err)
-	}
-	s := &Store{path: path, now: time.Now, sem: make(chan struct{}, 1), lock: lk}
+	s := &Store{path: path, lockPath: path + ".lock", now: time.Now, sem: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(s)
 	}
-	err = s.do(ctx, true, func(st *state) (bool, error) { return false, removeStaleTemps(path) })
+	err := s.do(ctx, true, func(st *state) (bool, error) { return false, removeStaleTemps(path) })
 	if err != nil {
-		lk.close()
 		return nil, err
 	}
 	return s, nil
@@ -61,8 +56,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 // Path returns the store file's path.
 func (s *Store) Path() string { return s.path }
 
-// Close releases the lock file. Operations after Close return ErrClosed.
-// Close is idempotent.
+// Close ends the Store: operations after Close return ErrClosed. The Store
+// holds no descriptor between operations, so Close only waits for a running
+// operation to finish. Close is idempotent.
 func (s *Store) Close() error {
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
@@ -70,7 +66,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	return s.lock.close()
+	return nil
 }
 
 // do runs fn on the current state under both locks; when fn reports a
@@ -88,10 +84,11 @@ func (s *Store) do(ctx context.Context, write bool, fn func(*state) (bool, error
 	if s.closed {
 		return ErrClosed
 	}
-	if err := s.lock.lock(ctx, write); err != nil {
+	unlock, err := acquireFileLock(ctx, s.lockPath, write)
+	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, s.lock.unlock()) }()
+	defer func() { err = errors.Join(err, unlock()) }()
 	st, err := readState(s.path)
 	if err != nil {
 		return err
