@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//go:build ignore
+
+/*
+ * sdncni fast path. Two tc/tcx ingress programs:
+ *
+ *   sdncni_from_pod  on the host side of a pod's veth: same-node, same-VPN
+ *                    IPv4 from a verified source goes straight into the
+ *                    destination pod (bpf_redirect_peer); everything else is
+ *                    handed to OVS by transmitting it on the pod's OVS
+ *                    internal port (bpf_redirect to its egress).
+ *   sdncni_from_ovs  on the pod's OVS internal port: what OVS sends to the
+ *                    pod goes straight into the pod (bpf_redirect_peer).
+ *
+ * Neither program ever returns TC_ACT_OK: pod traffic never enters the node's
+ * own stack.
+ */
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "datapath.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+#define MAX_ENDPOINTS 4096
+#define MAX_VPNS 1024
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENDPOINTS * 2);
+	__type(key, __u32); /* ifindex */
+	__type(value, struct endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_ep SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENDPOINTS);
+	__type(key, struct dst_key);
+	__type(value, struct dst);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_dst SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_cfg SEC(".maps");
+
+/* Presence of a VPN id switches the fast path off for that VPN. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_VPNS);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_vpn_off SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_cnt SEC(".maps");
+
+/* Referenced so bpf2go emits Go declarations for them (-type). */
+const enum reason __reason __attribute__((unused));
+const enum role __role __attribute__((unused));
+const enum ep_flag __ep_flag __attribute__((unused));
+
+static __always_inline void count(__u32 reason)
+{
+	__u64 *c = bpf_map_lookup_elem(&sdncni_cnt, &reason);
+
+	if (c)
+		*c += 1; /* per-CPU: no atomics needed */
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b &&
+	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
+static __always_inline int to_ovs(const struct endpoint *src, __u32 reason)
+{
+	count(reason);
+	return bpf_redirect(src->peer_ifindex, 0);
+}
+
+static __always_inline int fastpath_on(__u32 vpn)
+{
+	__u32 zero = 0;
+	struct config *cfg = bpf_map_lookup_elem(&sdncni_cfg, &zero);
+
+	if (!cfg || !cfg->fastpath)
+		return 0;
+	return bpf_map_lookup_elem(&sdncni_vpn_off, &vpn) == NULL;
+}
+
+SEC("tc")
+int sdncni_from_pod(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct endpoint *src = bpf_map_lookup_elem(&sdncni_ep, &ifindex);
+
+	if (!src) {
+		count(REASON_DROP_UNKNOWN_IFINDEX);
+		return TC_ACT_SHOT;
+	}
+	if (src->role != ROLE_POD) {
+		count(REASON_DROP_WRONG_ROLE);
+		return TC_ACT_SHOT;
+	}
+	if (skb->vlan_present)
+		return to_ovs(src, REASON_TO_OVS_VLAN);
+
+	const __u32 hdrs = sizeof(struct ethhdr) + sizeof(struct iphdr);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (data + hdrs > data_end) {
+		/* Headers may sit in a non-linear part: pull them in once. */
+		if (skb->len < hdrs || bpf_skb_pull_data(skb, hdrs))
+			goto short_frame;
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		if (data + hdrs > data_end)
+			goto short_frame;
+	}
+
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+
+	if (eth->h_proto == bpf_htons(ETH_P_8021Q) ||
+	    eth->h_proto == bpf_htons(ETH_P_8021AD))
+		return to_ovs(src, REASON_TO_OVS_VLAN);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return to_ovs(src, REASON_TO_OVS_NOT_IPV4);
+	if (ip->version != 4 || ip->ihl < 5)
+		return to_ovs(src, REASON_TO_OVS_MALFORMED);
+	if (!mac_eq(eth->h_source, src->mac) || ip->saddr != src->ip)
+		return to_ovs(src, REASON_TO_OVS_SPOOFED);
+	if (eth->h_dest[0] & 1)
+		return to_ovs(src, REASON_TO_OVS_NOT_UNICAST);
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return to_ovs(src, REASON_TO_OVS_FRAGMENT);
+	if (!(src->flags & EP_FASTPATH) || !fastpath_on(src->vpn))
+		return to_ovs(src, REASON_TO_OVS_FASTPATH_OFF);
+
+	struct dst_key key = { .vpn = src->vpn, .ip = ip->daddr };
+	struct dst *dst = bpf_map_lookup_elem(&sdncni_dst, &key);
+
+	if (!dst)
+		return to_ovs(src, REASON_TO_OVS_CROSS_VPN_OR_UNKNOWN_DST);
+	if (!mac_eq(eth->h_dest, dst->mac))
+		return to_ovs(src, REASON_TO_OVS_DST_MAC_MISMATCH);
+	if (!(dst->flags & EP_FASTPATH))
+		return to_ovs(src, REASON_TO_OVS_DST_FASTPATH_OFF);
+	if (dst->host_ifindex == ifindex)
+		return to_ovs(src, REASON_TO_OVS_HAIRPIN);
+
+	count(REASON_REDIRECT_FAST);
+	return bpf_redirect_peer(dst->host_ifindex, 0);
+
+short_frame:
+	/* Too short for Ethernet + IPv4: classify by EtherType for the counters. */
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if (data + sizeof(*eth) > data_end)
+		return to_ovs(src, REASON_TO_OVS_MALFORMED);
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return to_ovs(src, REASON_TO_OVS_MALFORMED);
+	if (eth->h_proto == bpf_htons(ETH_P_8021Q) ||
+	    eth->h_proto == bpf_htons(ETH_P_8021AD))
+		return to_ovs(src, REASON_TO_OVS_VLAN);
+	return to_ovs(src, REASON_TO_OVS_NOT_IPV4);
+}
+
+SEC("tc")
+int sdncni_from_ovs(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct endpoint *ep = bpf_map_lookup_elem(&sdncni_ep, &ifindex);
+
+	if (!ep) {
+		count(REASON_DROP_UNKNOWN_IFINDEX);
+		return TC_ACT_SHOT;
+	}
+	if (ep->role != ROLE_OVS) {
+		count(REASON_DROP_WRONG_ROLE);
+		return TC_ACT_SHOT;
+	}
+	count(REASON_FROM_OVS);
+	return bpf_redirect_peer(ep->peer_ifindex, 0);
+}

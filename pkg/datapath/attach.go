@@ -1,0 +1,169 @@
+//go:build linux
+
+package datapath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Hook names, used in pin names and tc filter names.
+const (
+	hookFromPod = "from_pod"
+	hookFromOVS = "from_ovs"
+)
+
+// hook is one program on one interface's ingress.
+type hook struct {
+	name    string
+	ifindex int
+	ifname  string
+	prog    *ebpf.Program
+}
+
+func (d *Datapath) progFor(name string) *ebpf.Program {
+	if name == hookFromOVS {
+		return d.objs.SdncniFromOvs
+	}
+	return d.objs.SdncniFromPod
+}
+
+func (d *Datapath) hooks(ep Endpoint) []hook {
+	return []hook{
+		{name: hookFromPod, ifindex: ep.HostIfIndex, ifname: ep.HostIfName, prog: d.objs.SdncniFromPod},
+		{name: hookFromOVS, ifindex: ep.OVSIfIndex, ifname: ep.OVSIfName, prog: d.objs.SdncniFromOvs},
+	}
+}
+
+// probeMode resolves AttachAuto: TCX when the kernel has it, tc otherwise.
+func probeMode(want AttachMode, prog *ebpf.Program) (AttachMode, error) {
+	switch want {
+	case AttachTCX, AttachTC:
+		return want, nil
+	case AttachAuto:
+	default:
+		return "", fmt.Errorf("unknown attach mode %q", want)
+	}
+	// An ifindex that cannot exist: ENODEV means TCX is there.
+	l, err := link.AttachTCX(link.TCXOptions{Interface: math.MaxUint32, Program: prog, Attach: ebpf.AttachTCXIngress})
+	if err == nil {
+		_ = l.Close()
+		return AttachTCX, nil
+	}
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		return AttachTC, nil
+	}
+	return AttachTCX, nil
+}
+
+// Attach writes ep's map entries and attaches sdncni_from_pod to the ingress of the
+// host veth and sdncni_from_ovs to the ingress of the OVS port. It is idempotent: an
+// attached hook gets its program replaced in place. On failure it undoes what it did.
+// Returns ErrInvalidEndpoint for an incomplete ep.
+func (d *Datapath) Attach(ctx context.Context, ep Endpoint) error {
+	if err := ep.validate(); err != nil {
+		return fmt.Errorf("attach: %w", err)
+	}
+	undo, err := writeEntries(&d.objs.bpfMaps, ep)
+	if err != nil {
+		return fmt.Errorf("attach %s: %w", ep.HostIfName, err)
+	}
+	var attached []hook
+	for _, h := range d.hooks(ep) {
+		was := d.hookAttached(h) == nil
+		if err := d.attachHook(h); err != nil {
+			for _, a := range attached {
+				_ = d.detachHook(a)
+			}
+			undo()
+			return fmt.Errorf("attach %s: %w", h.ifname, err)
+		}
+		if !was {
+			attached = append(attached, h)
+		}
+	}
+	return nil
+}
+
+// Detach detaches both programs and removes ep's map entries. It succeeds when the
+// interfaces, links or entries are already gone.
+func (d *Datapath) Detach(ctx context.Context, ep Endpoint) error {
+	var errs []error
+	for _, h := range d.hooks(ep) {
+		if err := d.detachHook(h); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := deleteEntries(&d.objs.bpfMaps, ep); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.sweepDefunctLinks(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("detach %s: %w", ep.HostIfName, err)
+	}
+	return nil
+}
+
+// Check returns nil when both programs (the ones this Datapath loaded) are attached
+// and ep's entries are present and equal; otherwise an error wrapping ErrNotAttached
+// that names every difference.
+func (d *Datapath) Check(ctx context.Context, ep Endpoint) error {
+	if err := ep.validate(); err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	var errs []error
+	for _, h := range d.hooks(ep) {
+		if err := d.hookAttached(h); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := checkEntries(&d.objs.bpfMaps, ep); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("check %s: %w: %w", ep.HostIfName, ErrNotAttached, err)
+	}
+	return nil
+}
+
+func (d *Datapath) attachHook(h hook) error {
+	if d.mode == AttachTC {
+		return attachTC(h)
+	}
+	return d.attachTCX(h)
+}
+
+func (d *Datapath) detachHook(h hook) error {
+	// Both kinds: a previous run may have used the other mode.
+	return errors.Join(d.detachTCX(h), detachTC(h))
+}
+
+func (d *Datapath) hookAttached(h hook) error {
+	id, err := progID(h.prog)
+	if err != nil {
+		return err
+	}
+	if d.mode == AttachTC {
+		return tcAttached(h, id)
+	}
+	return d.tcxAttached(h, id)
+}
+
+func progID(p *ebpf.Program) (ebpf.ProgramID, error) {
+	info, err := p.Info()
+	if err != nil {
+		return 0, fmt.Errorf("program info: %w", err)
+	}
+	id, ok := info.ID()
+	if !ok {
+		return 0, errors.New("program info: no id")
+	}
+	return id, nil
+}
