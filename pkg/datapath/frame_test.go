@@ -65,5 +65,5 @@ func (f frame) bytes() []byte {
 // lets us set. ifindex selects the device the program runs on (1 = loopback).
 type skbContext struct {
 	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTCI, VlanProto uint32
-	Priority, IngressIfindex, Ifindex                                            uint32
+	Priority, IngressIfindex, Ifindex                                           uint32
 }
