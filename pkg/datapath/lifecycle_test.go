@@ -1,0 +1,111 @@
+//go:build linux
+
+package datapath
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+
+	"github.com/sdncni/sdncni/internal/testenv"
+)
+
+func requireNoEntries(t *testing.T, d *Datapath) {
+	t.Helper()
+	for _, m := range []*ebpf.Map{d.objs.SdncniEp, d.objs.SdncniDst} {
+		k := make([]byte, m.KeySize())
+		require.ErrorIs(t, m.NextKey(nil, &k), ebpf.ErrKeyNotExist, "map %s not empty", m)
+	}
+}
+
+func requireNoPins(t *testing.T, tp *topo) {
+	t.Helper()
+	entries, err := os.ReadDir(linksDir(tp.pinDir))
+	require.NoError(t, err)
+	require.Empty(t, entries)
+}
+
+func TestLifecycleEdges(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, "ip")
+	tp := newTopo(t)
+	d := tp.open(t, AttachAuto)
+	t.Cleanup(func() { tp.inNode(t, func() error { return d.Teardown(t.Context()) }) })
+	a, b := tp.a.ep, tp.b.ep
+
+	t.Run("failed attach rolls back", func(t *testing.T) {
+		bad := a
+		bad.OVSIfIndex = 99999 // no such interface: the second hook fails
+		var err error
+		tp.inNode(t, func() error { err = d.Attach(t.Context(), bad); return nil })
+		require.Error(t, err)
+		requireNoEntries(t, d)
+		requireNoPins(t, tp)
+	})
+
+	t.Run("invalid endpoints", func(t *testing.T) {
+		for _, mod := range []func(*Endpoint){
+			func(e *Endpoint) { e.MAC = nil },
+			func(e *Endpoint) { e.HostIfIndex = 0 },
+			func(e *Endpoint) { e.OVSIfIndex = e.HostIfIndex },
+			func(e *Endpoint) { e.IP = netip.MustParseAddr("fd00::1") },
+			func(e *Endpoint) { e.OVSIfName = "" },
+		} {
+			ep := a
+			mod(&ep)
+			require.ErrorIs(t, d.Attach(t.Context(), ep), ErrInvalidEndpoint)
+		}
+		requireNoEntries(t, d)
+	})
+
+	t.Run("concurrent attach and detach of different endpoints", func(t *testing.T) {
+		for range 5 {
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i, ep := range []Endpoint{a, b} {
+				wg.Go(func() {
+					errs[i] = tp.node.Do(func(ns.NetNS) error {
+						return errors.Join(d.Attach(t.Context(), ep), d.Check(t.Context(), ep), d.Detach(t.Context(), ep))
+					})
+				})
+			}
+			wg.Wait()
+			require.NoError(t, errors.Join(errs...))
+		}
+		requireNoEntries(t, d)
+		requireNoPins(t, tp)
+	})
+
+	t.Run("detach is idempotent and works when the interfaces are gone", func(t *testing.T) {
+		tp.inNode(t, func() error { return errors.Join(d.Attach(t.Context(), a), d.Attach(t.Context(), b)) })
+		tp.inNode(t, func() error { return d.Detach(t.Context(), a) })
+		tp.inNode(t, func() error { return d.Detach(t.Context(), a) })
+		tp.inNode(t, func() error {
+			for _, name := range []string{b.HostIfName, b.OVSIfName} {
+				l, err := netlink.LinkByName(name)
+				if err != nil {
+					return err
+				}
+				if err := netlink.LinkDel(l); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		// GC knows only what the maps hold: no interface names any more.
+		var eps []Endpoint
+		tp.inNode(t, func() error { var err error; eps, err = d.Endpoints(t.Context()); return err })
+		require.Len(t, eps, 1)
+		require.Empty(t, eps[0].HostIfName)
+		tp.inNode(t, func() error { return d.Detach(t.Context(), eps[0]) })
+		requireNoEntries(t, d)
+		requireNoPins(t, tp)
+	})
+}
