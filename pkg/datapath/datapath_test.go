@@ -66,13 +66,18 @@ func TestRealTraffic(t *testing.T) {
 	testenv.RequireCommands(t, "ip", "bpftool")
 	for _, tc := range []struct {
 		mode, want AttachMode
-	}{{AttachAuto, AttachTCX}, {AttachTC, AttachTC}} {
-		t.Run(string(tc.want), func(t *testing.T) { testRealTraffic(t, tc.mode, tc.want) })
+		standIn    string
+	}{
+		{AttachAuto, AttachTCX, "bridge"},
+		{AttachTC, AttachTC, "bridge"},
+		{AttachAuto, AttachTCX, "tap"},
+	} {
+		t.Run(string(tc.want)+"/"+tc.standIn, func(t *testing.T) { testRealTraffic(t, tc.mode, tc.want, tc.standIn) })
 	}
 }
 
-func testRealTraffic(t *testing.T, mode, want AttachMode) {
-	tp := newTopo(t)
+func testRealTraffic(t *testing.T, mode, want AttachMode, standIn string) {
+	tp := newTopo(t, standIn)
 	d := tp.open(t, mode)
 	tornDown := false
 	t.Cleanup(func() {

@@ -35,7 +35,7 @@ func requireNoPins(t *testing.T, tp *topo) {
 func TestLifecycleEdges(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "ip")
-	tp := newTopo(t)
+	tp := newTopo(t, "bridge")
 	d := tp.open(t, AttachAuto)
 	t.Cleanup(func() { tp.inNode(t, func() error { return d.Teardown(t.Context()) }) })
 	a, b := tp.a.ep, tp.b.ep

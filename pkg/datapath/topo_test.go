@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -27,10 +29,17 @@ type pod struct {
 // topo is a node netns with two pods; a Linux bridge with one veth per pod plays OVS:
 // what from_pod hands to "OVS" on the pod's ovsIf comes out of the bridge on the other
 // pod's ovsIf, like OVS would deliver it.
+//
+// With standIn "tap" the ovsIfs are tap devices, like OVS internal ports of the
+// userspace datapath, and a goroutine reading one tap's fd and writing to the other's
+// plays the two-port switch.
 type topo struct {
-	node   ns.NetNS
-	a, b   *pod
-	pinDir string
+	node    ns.NetNS
+	a, b    *pod
+	pinDir  string
+	standIn string
+	taps    map[string]*os.File
+	tapRx   atomic.Uint64
 }
 
 func randSuffix(t *testing.T) string {
@@ -63,12 +72,14 @@ func newNetNS(t *testing.T, name string) ns.NetNS {
 	return n
 }
 
-func newTopo(t *testing.T) *topo {
+func newTopo(t *testing.T, standIn string) *topo {
 	t.Helper()
 	r := randSuffix(t)
 	tp := &topo{
-		node:   newNetNS(t, "sdncni-dpt-"+r+"-node"),
-		pinDir: "/sys/fs/bpf/sdncni-dpt-" + r,
+		node:    newNetNS(t, "sdncni-dpt-"+r+"-node"),
+		pinDir:  "/sys/fs/bpf/sdncni-dpt-" + r,
+		standIn: standIn,
+		taps:    map[string]*os.File{},
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(tp.pinDir) })
 	require.NoError(t, tp.node.Do(func(ns.NetNS) error {
@@ -80,7 +91,36 @@ func newTopo(t *testing.T) *topo {
 	}))
 	tp.a = tp.addPod(t, "sdncni-dpt-"+r+"-a", "a", net.HardwareAddr{2, 0xdd, 0, 0, 0, 0xa}, netip.MustParseAddr("10.9.0.1"))
 	tp.b = tp.addPod(t, "sdncni-dpt-"+r+"-b", "b", net.HardwareAddr{2, 0xdd, 0, 0, 0, 0xb}, netip.MustParseAddr("10.9.0.2"))
+	if standIn == "tap" {
+		tp.runTapSwitch(t)
+	}
 	return tp
+}
+
+// runTapSwitch forwards every frame read from one pod's tap to the other's, as OVS
+// would between two ports of one logical switch.
+func (tp *topo) runTapSwitch(t *testing.T) {
+	t.Helper()
+	a, b := tp.taps[tp.a.ep.OVSIfName], tp.taps[tp.b.ep.OVSIfName]
+	var wg sync.WaitGroup
+	for _, dir := range [][2]*os.File{{a, b}, {b, a}} {
+		wg.Go(func() {
+			buf := make([]byte, 65536)
+			for {
+				n, err := dir[0].Read(buf)
+				if err != nil {
+					return // closed by cleanup
+				}
+				tp.tapRx.Add(1)
+				_, _ = dir[1].Write(buf[:n])
+			}
+		})
+	}
+	t.Cleanup(func() {
+		_ = a.Close()
+		_ = b.Close()
+		wg.Wait()
+	})
 }
 
 func (tp *topo) addPod(t *testing.T, nsName, id string, mac net.HardwareAddr, ip netip.Addr) *pod {
@@ -93,22 +133,21 @@ func (tp *topo) addPod(t *testing.T, nsName, id string, mac net.HardwareAddr, ip
 		if err := netlink.LinkAdd(veth); err != nil {
 			return err
 		}
-		ovs := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: p.ep.OVSIfName}, PeerName: p.port}
-		if err := netlink.LinkAdd(ovs); err != nil {
-			return err
+		names := []string{p.ep.HostIfName, p.ep.OVSIfName}
+		if tp.standIn == "tap" {
+			tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: p.ep.OVSIfName}, Mode: netlink.TUNTAP_MODE_TAP,
+				Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_ONE_QUEUE, NonPersist: true, Queues: 1}
+			if err := netlink.LinkAdd(tap); err != nil {
+				return err
+			}
+			tp.taps[p.ep.OVSIfName] = tap.Fds[0]
+		} else {
+			if err := tp.addBridgePort(p); err != nil {
+				return err
+			}
+			names = append(names, p.port)
 		}
-		br, err := netlink.LinkByName("dpt-br")
-		if err != nil {
-			return err
-		}
-		port, err := netlink.LinkByName(p.port)
-		if err != nil {
-			return err
-		}
-		if err := netlink.LinkSetMaster(port, br); err != nil {
-			return err
-		}
-		for _, name := range []string{p.ep.HostIfName, p.ep.OVSIfName, p.port} {
+		for _, name := range names {
 			l, err := netlink.LinkByName(name)
 			if err != nil {
 				return err
@@ -145,9 +184,28 @@ func (tp *topo) addPod(t *testing.T, nsName, id string, mac net.HardwareAddr, ip
 	return p
 }
 
-// rxPackets returns what the stand-in OVS received from the pods (bridge ports' rx).
+func (tp *topo) addBridgePort(p *pod) error {
+	ovs := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: p.ep.OVSIfName}, PeerName: p.port}
+	if err := netlink.LinkAdd(ovs); err != nil {
+		return err
+	}
+	br, err := netlink.LinkByName("dpt-br")
+	if err != nil {
+		return err
+	}
+	port, err := netlink.LinkByName(p.port)
+	if err != nil {
+		return err
+	}
+	return netlink.LinkSetMaster(port, br)
+}
+
+// ovsRx returns how many frames the stand-in OVS received from the pods.
 func (tp *topo) ovsRx(t *testing.T) uint64 {
 	t.Helper()
+	if tp.standIn == "tap" {
+		return tp.tapRx.Load()
+	}
 	var sum uint64
 	require.NoError(t, tp.node.Do(func(ns.NetNS) error {
 		for _, p := range []*pod{tp.a, tp.b} {
