@@ -41,24 +41,20 @@ func (d *Datapath) hooks(ep Endpoint) []hook {
 }
 
 // probeMode resolves AttachAuto: TCX when the kernel has it, tc otherwise.
-func probeMode(want AttachMode, prog *ebpf.Program) (AttachMode, error) {
-	switch want {
-	case AttachTCX, AttachTC:
-		return want, nil
-	case AttachAuto:
-	default:
-		return "", fmt.Errorf("unknown attach mode %q", want)
+func probeMode(want AttachMode, prog *ebpf.Program) AttachMode {
+	if want != AttachAuto {
+		return want
 	}
 	// An ifindex that cannot exist: ENODEV means TCX is there.
 	l, err := link.AttachTCX(link.TCXOptions{Interface: math.MaxUint32, Program: prog, Attach: ebpf.AttachTCXIngress})
 	if err == nil {
 		_ = l.Close()
-		return AttachTCX, nil
+		return AttachTCX
 	}
 	if errors.Is(err, ebpf.ErrNotSupported) {
-		return AttachTC, nil
+		return AttachTC
 	}
-	return AttachTCX, nil
+	return AttachTCX
 }
 
 // Attach writes ep's map entries and attaches sdncni_from_pod to the ingress of the
@@ -91,7 +87,9 @@ func (d *Datapath) Attach(ctx context.Context, ep Endpoint) error {
 }
 
 // Detach detaches both programs and removes ep's map entries. It succeeds when the
-// interfaces, links or entries are already gone.
+// interfaces, links or entries are already gone. Without interface names (an Endpoint
+// from Endpoints whose interfaces are gone) it removes every pinned link whose
+// interface has vanished.
 func (d *Datapath) Detach(ctx context.Context, ep Endpoint) error {
 	var errs []error
 	for _, h := range d.hooks(ep) {
@@ -102,8 +100,10 @@ func (d *Datapath) Detach(ctx context.Context, ep Endpoint) error {
 	if err := deleteEntries(&d.objs.bpfMaps, ep); err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.sweepDefunctLinks(); err != nil {
-		errs = append(errs, err)
+	if ep.HostIfName == "" || ep.OVSIfName == "" {
+		if err := d.sweepDefunctLinks(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("detach %s: %w", ep.HostIfName, err)

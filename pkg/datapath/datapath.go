@@ -63,6 +63,11 @@ func Open(ctx context.Context, cfg Config, log logr.Logger) (*Datapath, error) {
 	if cfg.PinDir == "" {
 		return nil, errors.New("open datapath: empty PinDir")
 	}
+	switch cfg.Mode {
+	case AttachAuto, AttachTCX, AttachTC:
+	default:
+		return nil, fmt.Errorf("open datapath: unknown attach mode %q", cfg.Mode)
+	}
 	if err := ensureBPFFS(cfg.PinDir); err != nil {
 		return nil, fmt.Errorf("open datapath: %w", err)
 	}
@@ -93,9 +98,7 @@ func Open(ctx context.Context, cfg Config, log logr.Logger) (*Datapath, error) {
 			return nil, fmt.Errorf("open datapath: %w", err)
 		}
 	}
-	if d.mode, err = probeMode(cfg.Mode, d.objs.SdncniFromPod); err != nil {
-		return nil, fmt.Errorf("open datapath: %w", err)
-	}
+	d.mode = probeMode(cfg.Mode, d.objs.SdncniFromPod)
 	d.adopt(ctx)
 	success = true
 	return d, nil
@@ -105,7 +108,7 @@ func Open(ctx context.Context, cfg Config, log logr.Logger) (*Datapath, error) {
 func (d *Datapath) Mode() AttachMode { return d.mode }
 
 // Close releases the file descriptors and keeps every pin: links stay attached and the
-// maps keep their contents for the next Open.
+// maps keep their contents for the next Open. d must not be used afterwards.
 func (d *Datapath) Close() error {
 	if err := d.objs.Close(); err != nil {
 		return fmt.Errorf("close datapath: %w", err)

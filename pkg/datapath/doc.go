@@ -26,8 +26,9 @@
 // # Threads and namespaces
 //
 // Interface indexes are resolved in the network namespace of the calling thread: call
-// Open, Attach, Detach, Check and Teardown from the node network namespace (the
+// Open, Attach, Detach, Check, Endpoints and Teardown from the node network namespace (the
 // controller runs there; tests use ns.Do). A [Datapath] is safe for concurrent use;
 // Attach and Detach of different endpoints may run concurrently. Operations on the same
-// endpoint must be serialized by the caller.
+// endpoint must be serialized by the caller, and Close and Teardown must not run
+// concurrently with anything else.
 package datapath

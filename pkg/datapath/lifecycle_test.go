@@ -109,3 +109,16 @@ func TestLifecycleEdges(t *testing.T) {
 		requireNoPins(t, tp)
 	})
 }
+
+func TestOpenRejectsBadConfig(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"empty pin dir": {},
+		"unknown mode":  {PinDir: "/sys/fs/bpf/sdncni-dpt-x", Mode: "xdp"},
+		"not on bpffs":  {PinDir: t.TempDir()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Open(t.Context(), cfg, testLogger(t))
+			require.Error(t, err)
+		})
+	}
+}
