@@ -97,7 +97,13 @@ func run(ctx context.Context, o *options) (err error) {
 		}
 	}
 
-	h.prog = newProgress(os.Stderr, o.Rounds*len(cases)*stepsPerRound)
+	running := 0
+	for _, r := range results {
+		if r.Status == statusOK {
+			running++
+		}
+	}
+	h.prog = newProgress(os.Stderr, o.Rounds*running*stepsPerRound)
 	for round := 0; round < o.Rounds; round++ {
 		for pos := range cases {
 			i := (pos + round) % len(cases) // rotate the order every round
