@@ -42,7 +42,7 @@ func (c *sdncniCase) Setup(ctx context.Context) error {
 		return err
 	}
 	c.rt = rt
-	c.v = &ovsVerifier{db: c.env.vars["SDNCNI_OVS_DB"], bridge: c.env.bridge(), fast: c.fast}
+	c.v = &ovsVerifier{db: c.env.vars["SDNCNI_OVS_DB"], bridge: c.env.bridge(), mgmt: c.env.mgmtSocket(), fast: c.fast}
 	return nil
 }
 

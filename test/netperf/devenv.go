@@ -96,6 +96,20 @@ func (e *sdncniEnv) vswitchdPID() int {
 	return findPID(e.dir(), "ovs-vswitchd.pid")
 }
 
+// mgmtSocket is the bridge's OpenFlow management socket in ovs-vswitchd's run
+// directory (the node directory of the dev-env), "" when it is not there.
+func (e *sdncniEnv) mgmtSocket() string {
+	dir := e.vars["SDNCNI_NODE_DIR"]
+	if dir == "" {
+		return ""
+	}
+	p := filepath.Join(dir, e.bridge()+".mgmt")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
 func (e *sdncniEnv) bridge() string {
 	if b := e.vars["SDNCNI_BRIDGE"]; b != "" {
 		return b

@@ -9,19 +9,29 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// ovsVerifier reads the statistics of every port on the integration bridge. With the
-// fast path on, pod-to-pod traffic must not cross OVS: the counters may move by less
-// than fastPathSlack of the bytes moved (ARP/ND and the like). With it off, OVS must
-// have received at least the bytes moved.
+// ovsVerifier sums the counters of every port on the integration bridge. With the fast
+// path on, pod-to-pod traffic must not cross OVS: the counters may move by less than
+// fastPathSlack of the bytes moved (ARP/ND and the like). With it off, OVS must have
+// received at least the bytes moved.
+//
+// Counters are read live over OpenFlow (ovs-ofctl dump-ports on the bridge's .mgmt
+// socket) when that socket is known. The Interface statistics column in OVSDB is only
+// refreshed every 5 s, so the fallback reads it after waiting for a refresh.
 type ovsVerifier struct {
 	db, bridge string
+	mgmt       string // <rundir>/<bridge>.mgmt, "" when unknown
 	fast       bool
 }
 
 // fastPathSlack is the share of the moved bytes OVS ports may still see on the fast path.
 const fastPathSlack = 0.01
+
+// ovsdbStatsSettle is how long the OVSDB statistics fallback waits for a refresh
+// (ovs-vswitchd's stats-update-interval is at least 5 s).
+const ovsdbStatsSettle = 5500 * time.Millisecond
 
 func (v *ovsVerifier) vsctl(ctx context.Context, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, "ovs-vsctl", append([]string{"--db=" + v.db, "--timeout=10"}, args...)...).CombinedOutput()
@@ -32,6 +42,71 @@ func (v *ovsVerifier) vsctl(ctx context.Context, args ...string) (string, error)
 }
 
 func (v *ovsVerifier) snapshot(ctx context.Context) (counters, error) {
+	if v.mgmt != "" {
+		out, err := exec.CommandContext(ctx, "ovs-ofctl", "-O", "OpenFlow13", "dump-ports", "unix:"+v.mgmt).CombinedOutput()
+		if err != nil {
+			return counters{}, fmt.Errorf("ovs-ofctl dump-ports: %w: %s", err, strings.TrimSpace(string(out)))
+		}
+		return parseDumpPorts(string(out))
+	}
+	select {
+	case <-time.After(ovsdbStatsSettle):
+	case <-ctx.Done():
+		return counters{}, ctx.Err()
+	}
+	return v.ovsdbSnapshot(ctx)
+}
+
+// parseDumpPorts sums the rx/tx lines of ovs-ofctl dump-ports over all ports:
+//
+//	port  1: rx pkts=10, bytes=1234, drop=0, errs=0, frame=0, over=0, crc=0
+//	         tx pkts=2, bytes=99, drop=0, errs=0, coll=0
+func parseDumpPorts(out string) (counters, error) {
+	var sum counters
+	seen := false
+	for _, line := range strings.Split(out, "\n") {
+		l := strings.TrimSpace(line)
+		if _, rest, ok := strings.Cut(l, ": rx "); ok && strings.HasPrefix(l, "port ") {
+			l = "rx " + rest
+		}
+		dir, rest, ok := strings.Cut(l, " ")
+		if !ok || (dir != "rx" && dir != "tx") {
+			continue
+		}
+		var pkts, bytes int64
+		for _, kv := range strings.Split(rest, ",") {
+			k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok {
+				continue
+			}
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				n = 0 // "?" for counters a port does not keep
+			}
+			switch k {
+			case "pkts":
+				pkts = n
+			case "bytes":
+				bytes = n
+			}
+		}
+		seen = true
+		if dir == "rx" {
+			sum.RxPackets += pkts
+			sum.RxBytes += bytes
+		} else {
+			sum.TxPackets += pkts
+			sum.TxBytes += bytes
+		}
+	}
+	if !seen {
+		return counters{}, fmt.Errorf("parse dump-ports: no port counters in %q", firstLine(out))
+	}
+	return sum, nil
+}
+
+// ovsdbSnapshot sums the Interface statistics of the bridge's ports from OVSDB.
+func (v *ovsVerifier) ovsdbSnapshot(ctx context.Context) (counters, error) {
 	out, err := v.vsctl(ctx, "list-ports", v.bridge)
 	if err != nil {
 		return counters{}, err

@@ -115,3 +115,22 @@ func TestParseFlags(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, o.validate(), "at least 3 rounds")
 }
+
+func TestParseDumpPorts(t *testing.T) {
+	const out = `OFPST_PORT reply (OF1.3) (xid=0x2): 3 ports
+  port LOCAL: rx pkts=1, bytes=70, drop=0, errs=0, frame=0, over=0, crc=0
+           tx pkts=2, bytes=140, drop=0, errs=0, coll=0
+           duration=8.674s
+  port  1: rx pkts=10, bytes=1000, drop=0, errs=0, frame=0, over=0, crc=0
+           tx pkts=20, bytes=2000, drop=?, errs=?, coll=?
+           duration=8.644s
+  port  "p2": rx pkts=100, bytes=10000, drop=0, errs=0, frame=?, over=?, crc=?
+           tx pkts=200, bytes=20000, drop=0, errs=0, coll=0
+           duration=1.000s
+`
+	got, err := parseDumpPorts(out)
+	require.NoError(t, err)
+	require.Equal(t, counters{RxPackets: 111, RxBytes: 11070, TxPackets: 222, TxBytes: 22140}, got)
+	_, err = parseDumpPorts("ovs-ofctl: unix:/x: failed to connect")
+	require.Error(t, err)
+}
