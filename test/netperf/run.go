@@ -119,16 +119,17 @@ func run(ctx context.Context, o *options) (err error) {
 		}
 	}
 	for i, dp := range cases {
-		if results[i].Status != statusOK {
-			continue
-		}
-		if err := h.addDelLoop(ctx, dp, results[i]); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		if results[i].Status == statusOK {
+			if err := h.addDelLoop(ctx, dp, results[i]); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				markFailed(results[i], err)
 			}
-			markFailed(results[i], err)
 		}
-		results[i].Info = dp.Info(ctx)
+		if results[i].Status != statusNotAvailable {
+			results[i].Info = dp.Info(ctx)
+		}
 	}
 	h.prog.finish()
 	meta.End = time.Now().UTC()
