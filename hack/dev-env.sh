@@ -44,12 +44,18 @@ use_dirs() {
 
 # ---------------------------------------------------------------------------- processes
 
-# pid_alive PIDFILE NAME: the pidfile names a live process whose command is NAME.
-pid_alive() {
-	local pidfile=$1 name=$2 pid comm state
-	[[ -r $pidfile ]] || return 1
-	pid=$(<"$pidfile") || return 1
-	[[ $pid =~ ^[0-9]+$ ]] || return 1
+# read_pid PIDFILE: the PID in PIDFILE, or nothing (daemons remove their pidfile on exit).
+read_pid() {
+	local pid
+	pid=$(cat "$1" 2>/dev/null) || return 0
+	[[ $pid =~ ^[0-9]+$ ]] && echo "$pid"
+	return 0
+}
+
+# proc_is PID NAME: PID is a live (not zombie) process whose command is NAME.
+proc_is() {
+	local pid=$1 name=$2 comm state
+	[[ -n $pid ]] || return 1
 	comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
 	[[ $comm == "$name" ]] || return 1
 	# An exited daemon waits as a zombie until PID 1 reaps it; that is not alive.
@@ -57,25 +63,28 @@ pid_alive() {
 	[[ -n $state && $state != Z && $state != X ]]
 }
 
+# pid_alive PIDFILE NAME: the pidfile names a live process whose command is NAME.
+pid_alive() { proc_is "$(read_pid "$1")" "$2"; }
+
 # stop_pid PIDFILE NAME: SIGTERM, wait, SIGKILL; only the process the pidfile names, and
 # only if it still runs NAME (a recycled PID is left alone).
 stop_pid() {
 	local pidfile=$1 name=$2 pid i
-	if ! pid_alive "$pidfile" "$name"; then
+	pid=$(read_pid "$pidfile")
+	if ! proc_is "$pid" "$name"; then
 		rm -f "$pidfile"
 		return 0
 	fi
-	pid=$(<"$pidfile")
 	kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
-		pid_alive "$pidfile" "$name" || break
+		proc_is "$pid" "$name" || break
 		sleep 0.1
 	done
-	if pid_alive "$pidfile" "$name"; then
+	if proc_is "$pid" "$name"; then
 		log "$name ($pid) ignored SIGTERM; killing"
 		kill -KILL "$pid" 2>/dev/null || true
 		for ((i = 0; i < 50; i++)); do
-			[[ -d /proc/$pid ]] || break
+			proc_is "$pid" "$name" || break
 			sleep 0.1
 		done
 	fi
@@ -412,7 +421,8 @@ main() {
 		done
 		central_down "$dir"
 		# Remove only what this script creates, so a mistaken --dir cannot wipe a tree.
-		rm -rf "$(central_dir "$dir")" "$dir/env"
+		# harness.pid is written by internal/testenv (the test process that owns DIR).
+		rm -rf "$(central_dir "$dir")" "$dir/env" "$dir/harness.pid"
 		if [[ -d $dir ]] && ! rmdir "$dir" 2>/dev/null; then
 			log "left $dir in place: it holds files this script did not create"
 		fi

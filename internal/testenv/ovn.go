@@ -11,14 +11,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// scriptTimeout bounds one run of hack/dev-env.sh.
-const scriptTimeout = 2 * time.Minute
+const (
+	// scriptTimeout bounds one run of hack/dev-env.sh.
+	scriptTimeout = 2 * time.Minute
+	// dirPrefix names environment directories under os.TempDir().
+	dirPrefix = "sdncni-ovst"
+	// harnessPIDFile in an environment's Dir holds the PID of the test process owning it.
+	harnessPIDFile = "harness.pid"
+)
 
 // OVN is a throw-away OVS/OVN environment started with hack/dev-env.sh: OVN central
 // (NB, SB, northd) and one node (conf.db ovsdb-server, ovs-vswitchd with the userspace
@@ -97,10 +105,15 @@ func Launch(opts ...Option) (*OVN, error) {
 	if err != nil {
 		return nil, err
 	}
+	sweepStale(script)
 	// A short path: unix socket paths must stay under 108 bytes.
-	dir, err := os.MkdirTemp("", "sdncni-ovst")
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("make dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, harnessPIDFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("write %s: %w", harnessPIDFile, err)
 	}
 	o := &OVN{Dir: dir, NetNS: "sdncni-t-" + randomHex(3), script: script}
 	args := []string{"up"}
@@ -292,6 +305,32 @@ func (s *Shared) Stop() error {
 		return nil
 	}
 	return s.ovn.Stop()
+}
+
+// sweepStale stops environments left behind by test processes that died without
+// cleaning up (killed by a test timeout, SIGKILL, …): a Dir whose harness.pid names a
+// process that no longer exists. Environments of live processes are left alone.
+func sweepStale(script string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		data, err := os.ReadFile(filepath.Join(dir, harnessPIDFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 0 || processExists(pid) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+		_ = exec.CommandContext(ctx, "bash", script, "down", "--dir", dir).Run()
+		cancel()
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func processExists(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // devEnvScript finds hack/dev-env.sh in the module root: the first directory above the
