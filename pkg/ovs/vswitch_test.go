@@ -252,4 +252,3 @@ func portNames(ps []ovs.PortInfo) []string {
 	}
 	return out
 }
-
