@@ -23,7 +23,7 @@ func (v *VSwitch) EnsureBridge(ctx context.Context, name, datapathType string) e
 		err := v.ensureBridge(ctx, name, datapathType)
 		if err != nil && isConstraintViolation(err) && attempt == 0 {
 			// Someone created it between our read and our write; reconcile once more.
-			if werr := waitUntil(ctx, "bridge "+name, func() bool { return v.bridge(ctx, name) != nil }); werr != nil {
+			if werr := waitUntil(ctx, "bridge "+name, func(ctx context.Context) bool { return v.bridge(ctx, name) != nil }); werr != nil {
 				return fmt.Errorf("ensure bridge %s: %w", name, err)
 			}
 			continue
@@ -49,7 +49,7 @@ func (v *VSwitch) ensureBridge(ctx context.Context, name, datapathType string) e
 		if _, err := transact(ctx, v.c, ops); err != nil {
 			return err
 		}
-		return waitUntil(ctx, "bridge "+name+" update", func() bool {
+		return waitUntil(ctx, "bridge "+name+" update", func(ctx context.Context) bool {
 			b := v.bridge(ctx, name)
 			return b != nil && b.DatapathType == datapathType && b.FailMode != nil && *b.FailMode == secure
 		})
@@ -81,7 +81,7 @@ func (v *VSwitch) ensureBridge(ctx context.Context, name, datapathType string) e
 	if _, err := transact(ctx, v.c, append(ops, mut...)); err != nil {
 		return err
 	}
-	return waitUntil(ctx, "bridge "+name, func() bool { return v.bridge(ctx, name) != nil })
+	return waitUntil(ctx, "bridge "+name, func(ctx context.Context) bool { return v.bridge(ctx, name) != nil })
 }
 
 // bridge returns the cached bridge called name, or nil.

@@ -90,13 +90,14 @@ func isConstraintViolation(err error) bool {
 	return errors.As(err, &cv)
 }
 
-// waitUntil polls cond until it holds, ctx ends, or cacheWait passes.
-func waitUntil(ctx context.Context, what string, cond func() bool) error {
+// waitUntil polls cond until it holds, ctx ends, or cacheWait passes. cond gets the
+// bounded context: cache reads block while the client reconnects.
+func waitUntil(ctx context.Context, what string, cond func(context.Context) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, cacheWait)
 	defer cancel()
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
-	for !cond() {
+	for !cond(ctx) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for %s: %w", what, ctx.Err())

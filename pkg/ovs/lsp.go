@@ -84,7 +84,7 @@ func (n *Northbound) addLogicalPort(ctx context.Context, network string, lp Logi
 	res, err := transact(ctx, n.c, ops)
 	if err != nil {
 		if isConstraintViolation(err) {
-			if werr := waitUntil(ctx, "logical port "+lp.Name, func() bool { return n.hasLSP(ctx, lp.Name) }); werr != nil {
+			if werr := waitUntil(ctx, "logical port "+lp.Name, func(ctx context.Context) bool { return n.hasLSP(ctx, lp.Name) }); werr != nil {
 				return err
 			}
 			if done, err2 := n.logicalPortExists(ctx, lp, addr); done || err2 != nil {
@@ -96,7 +96,7 @@ func (n *Northbound) addLogicalPort(ctx context.Context, network string, lp Logi
 	if res[len(ops)-1].Count != 1 {
 		return fmt.Errorf("network %s: %w", network, ErrNotFound)
 	}
-	return waitUntil(ctx, "logical port "+lp.Name+" in cache", func() bool { return n.hasLSP(ctx, lp.Name) })
+	return waitUntil(ctx, "logical port "+lp.Name+" in cache", func(ctx context.Context) bool { return n.hasLSP(ctx, lp.Name) })
 }
 
 func (n *Northbound) logicalPortExists(ctx context.Context, lp LogicalPort, addr string) (bool, error) {
@@ -160,7 +160,7 @@ func (n *Northbound) deleteLogicalPort(ctx context.Context, name string) error {
 	if _, err := transact(ctx, n.c, append(ops, del...)); err != nil {
 		return err
 	}
-	return waitUntil(ctx, "logical port "+name+" gone from cache", func() bool { return !n.hasLSP(ctx, name) })
+	return waitUntil(ctx, "logical port "+name+" gone from cache", func(ctx context.Context) bool { return !n.hasLSP(ctx, name) })
 }
 
 // GetLogicalPort reports on logical switch port name; ErrNotFound if there is none.

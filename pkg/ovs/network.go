@@ -175,7 +175,7 @@ func (n *Northbound) ensureNetwork(ctx context.Context, nw Network) error {
 	if _, err := transact(ctx, n.c, ops); err != nil {
 		return err
 	}
-	return waitUntil(ctx, "network "+nw.Name+" in cache", func() bool {
+	return waitUntil(ctx, "network "+nw.Name+" in cache", func(ctx context.Context) bool {
 		ls, lr := n.logicalSwitch(ctx, nw.Name), n.router(ctx, nw.Name)
 		p := &nb.LogicalRouterPort{Name: RouterPortName(nw.Name)}
 		return ls != nil && lr != nil && getByIndex(ctx, n.c, p) == nil && p.MAC == mac &&
@@ -279,7 +279,7 @@ func (n *Northbound) deleteNetwork(ctx context.Context, name string) error {
 	if _, err := transact(ctx, n.c, ops); err != nil {
 		return err
 	}
-	return waitUntil(ctx, "network "+name+" gone from cache", func() bool {
+	return waitUntil(ctx, "network "+name+" gone from cache", func(ctx context.Context) bool {
 		return n.logicalSwitch(ctx, name) == nil && n.router(ctx, name) == nil
 	})
 }

@@ -93,7 +93,7 @@ func (v *VSwitch) addPort(ctx context.Context, bridge string, p Port) error {
 	if err != nil {
 		if isConstraintViolation(err) {
 			// A concurrent AddPort of the same name won: judge its row like any other.
-			if werr := waitUntil(ctx, "port "+p.Name, func() bool { return v.hasInterface(ctx, p.Name) }); werr != nil {
+			if werr := waitUntil(ctx, "port "+p.Name, func(ctx context.Context) bool { return v.hasInterface(ctx, p.Name) }); werr != nil {
 				return err
 			}
 			if done, err2 := v.portExists(ctx, p); done || err2 != nil {
@@ -106,7 +106,7 @@ func (v *VSwitch) addPort(ctx context.Context, bridge string, p Port) error {
 		// The bridge vanished under us; the unreferenced rows were garbage-collected.
 		return fmt.Errorf("bridge %s: %w", bridge, ErrNotFound)
 	}
-	return waitUntil(ctx, "port "+p.Name+" in cache", func() bool { return v.hasInterface(ctx, p.Name) })
+	return waitUntil(ctx, "port "+p.Name+" in cache", func(ctx context.Context) bool { return v.hasInterface(ctx, p.Name) })
 }
 
 // portExists reports whether a port named p.Name exists; err wraps ErrConflict when it
@@ -120,7 +120,7 @@ func (v *VSwitch) portExists(ctx context.Context, p Port) (bool, error) {
 		}
 		// The cache applies an update table by table, so a new Port can show before its
 		// Interface; only a Port that stays alone is someone else's odd row.
-		if waitUntil(ctx, "interface "+p.Name, func() bool { return v.hasInterface(ctx, p.Name) }) != nil {
+		if waitUntil(ctx, "interface "+p.Name, func(ctx context.Context) bool { return v.hasInterface(ctx, p.Name) }) != nil {
 			return true, fmt.Errorf("port row without interface: %w", ErrConflict)
 		}
 		iface = &vswitch.Interface{Name: p.Name}
@@ -191,7 +191,7 @@ func (v *VSwitch) deletePort(ctx context.Context, name string) error {
 	if _, err := transact(ctx, v.c, ops); err != nil {
 		return err
 	}
-	return waitUntil(ctx, "port "+name+" gone from cache", func() bool {
+	return waitUntil(ctx, "port "+name+" gone from cache", func(ctx context.Context) bool {
 		return errors.Is(getByIndex(ctx, v.c, &vswitch.Port{Name: name}), ErrNotFound) && !v.hasInterface(ctx, name)
 	})
 }
