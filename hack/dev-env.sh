@@ -26,7 +26,7 @@ set -euo pipefail
 DEFAULT_DIR=/run/sdncni-dev
 DEFAULT_NETNS=sdncni-node1
 BRIDGE=br-int
-PACKAGES=(openvswitch-switch ovn-central ovn-host iperf3 clang llvm libbpf-dev bpftool iproute2 ethtool)
+PACKAGES=(openvswitch-switch ovn-central ovn-host iperf3 clang llvm libbpf-dev bpftool iproute2 ethtool iputils-ping util-linux)
 VSWITCH_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
 NB_SCHEMA=/usr/share/ovn/ovn-nb.ovsschema
 SB_SCHEMA=/usr/share/ovn/ovn-sb.ovsschema

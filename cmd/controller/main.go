@@ -1,13 +1,26 @@
-// Command sdncni-controller is the per-node controller: CNI server, IPAM, OVS/OVN
-// plumbing and the eBPF fast path.
+// Command sdncni-controller is the per-node controller: it serves the CNI protocol on a
+// unix socket and realises pod attachments in OVS, OVN and the eBPF fast path. It runs
+// in the node's network namespace.
 package main
 
 import (
+	"context"
 	"fmt"
-
-	"github.com/sdncni/sdncni/internal/version"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
-	fmt.Println("sdncni-controller", version.Version)
+	opts, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sdncni-controller:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opts); err != nil {
+		fmt.Fprintln(os.Stderr, "sdncni-controller:", err)
+		os.Exit(1)
+	}
 }

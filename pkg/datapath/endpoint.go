@@ -44,7 +44,12 @@ func (ep Endpoint) flags() uint8 {
 }
 
 // be32 returns the IPv4 address as the programs hold it: network byte order in memory.
+// An address that is not IPv4 (or the zero Addr of a partly known Endpoint given to
+// Detach) maps to 0, which no entry carries.
 func be32(ip netip.Addr) uint32 {
+	if !ip.Unmap().Is4() {
+		return 0
+	}
 	b := ip.Unmap().As4()
 	return binary.NativeEndian.Uint32(b[:])
 }

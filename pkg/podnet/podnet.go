@@ -142,3 +142,12 @@ func HostLink(hostIfName string) (netlink.Link, error) {
 	}
 	return l, nil
 }
+
+// HostLinkAny returns a link of the node namespace by name, whatever its type.
+func HostLinkAny(name string) (netlink.Link, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", name, err)
+	}
+	return l, nil
+}

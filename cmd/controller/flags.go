@@ -1,0 +1,87 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/sdncni/sdncni/internal/version"
+	"github.com/sdncni/sdncni/pkg/cniapi"
+)
+
+type options struct {
+	socket       string
+	ovsDB        string
+	nbDB         string
+	bridge       string
+	datapathType string
+	network      string
+	networkID    uint
+	cidr         netip.Prefix
+	gateway      netip.Addr
+	mtu          int
+	ipamStore    string
+	pinDir       string
+	fastPath     bool
+	metricsAddr  string
+	nodeName     string
+	ovnWait      time.Duration
+	reqTimeout   time.Duration
+	verbosity    int
+}
+
+func parseFlags(args []string) (*options, error) {
+	host, _ := os.Hostname()
+	o := &options{}
+	fs := flag.NewFlagSet("sdncni-controller", flag.ContinueOnError)
+	var cidr, gw string
+	var showVersion bool
+	fs.StringVar(&o.socket, "socket", cniapi.DefaultSocket, "unix socket the CNI binary talks to")
+	fs.StringVar(&o.ovsDB, "ovs-db", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch database endpoint")
+	fs.StringVar(&o.nbDB, "nb-db", "unix:/var/run/ovn/ovnnb_db.sock", "OVN Northbound database endpoint")
+	fs.StringVar(&o.bridge, "bridge", "br-int", "OVS integration bridge")
+	fs.StringVar(&o.datapathType, "datapath-type", "netdev", "OVS datapath type of the bridge: netdev (userspace) or system (kernel module)")
+	fs.StringVar(&o.network, "network", "default", "name of the pod network")
+	fs.UintVar(&o.networkID, "network-id", 1, "numeric id of the pod network (fast-path VPN key, ≥ 1)")
+	fs.StringVar(&cidr, "cidr", "10.244.0.0/16", "pod network CIDR")
+	fs.StringVar(&gw, "gateway", "", "gateway address (default: the CIDR's first address)")
+	fs.IntVar(&o.mtu, "mtu", 1400, "pod interface MTU")
+	fs.StringVar(&o.ipamStore, "ipam-store", "/var/lib/sdncni/ipam.json", "address store file")
+	fs.StringVar(&o.pinDir, "bpf-pin-dir", "/sys/fs/bpf/sdncni/"+host, "bpffs directory for the fast path's pins")
+	fs.BoolVar(&o.fastPath, "fast-path", true, "carry same-node pod-to-pod traffic on the eBPF fast path")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9465", "Prometheus metrics listen address (empty: off)")
+	fs.StringVar(&o.nodeName, "node-name", host, "this node's name (ownership of OVN ports)")
+	fs.DurationVar(&o.ovnWait, "ovn-wait", 10*time.Second, "how long ADD waits for ovn-controller to install a port")
+	fs.DurationVar(&o.reqTimeout, "request-timeout", 60*time.Second, "bound on one CNI request")
+	fs.IntVar(&o.verbosity, "v", 0, "log verbosity (0: requests that fail and lifecycle; 1: every request)")
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if showVersion {
+		fmt.Println("sdncni-controller", version.Version)
+		os.Exit(0)
+	}
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return nil, fmt.Errorf("--cidr: %w", err)
+	}
+	if p != p.Masked() {
+		return nil, fmt.Errorf("--cidr %s is not a network address (did you mean %s?)", p, p.Masked())
+	}
+	o.cidr = p
+	if gw == "" {
+		o.gateway = p.Addr().Next()
+	} else if o.gateway, err = netip.ParseAddr(gw); err != nil {
+		return nil, fmt.Errorf("--gateway: %w", err)
+	}
+	if o.networkID == 0 || o.networkID > 1<<32-1 {
+		return nil, fmt.Errorf("--network-id must be in 1..%d", uint32(1<<32-1))
+	}
+	if o.nodeName == "" {
+		return nil, fmt.Errorf("--node-name is required (no hostname)")
+	}
+	return o, nil
+}

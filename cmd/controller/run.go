@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sdncni/sdncni/internal/version"
+	"github.com/sdncni/sdncni/pkg/attach"
+	"github.com/sdncni/sdncni/pkg/cniserver"
+	"github.com/sdncni/sdncni/pkg/datapath"
+	"github.com/sdncni/sdncni/pkg/ipam"
+	"github.com/sdncni/sdncni/pkg/metrics"
+	"github.com/sdncni/sdncni/pkg/ovs"
+)
+
+func newLogger(verbosity int) logr.Logger {
+	level := slog.Level(-verbosity)
+	return logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func run(ctx context.Context, o *options) error {
+	log := newLogger(o.verbosity)
+	log.Info("starting", "version", version.Version, "node", o.nodeName, "network", o.network, "cidr", o.cidr,
+		"fastPath", o.fastPath, "socket", o.socket)
+
+	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+
+	vs, err := ovs.NewVSwitch(startCtx, o.ovsDB, log.WithName("ovsdb"))
+	if err != nil {
+		return fmt.Errorf("connect to ovsdb: %w", err)
+	}
+	defer vs.Close()
+	if err := vs.EnsureBridge(startCtx, o.bridge, o.datapathType); err != nil {
+		return err
+	}
+	nb, err := ovs.NewNorthbound(startCtx, o.nbDB, log.WithName("nbdb"))
+	if err != nil {
+		return fmt.Errorf("connect to ovn northbound: %w", err)
+	}
+	defer nb.Close()
+	store, err := ipam.Open(startCtx, o.ipamStore)
+	if err != nil {
+		return fmt.Errorf("open address store: %w", err)
+	}
+	defer store.Close()
+	dp, err := datapath.Open(startCtx, datapath.Config{PinDir: o.pinDir}, log.WithName("datapath"))
+	if err != nil {
+		return fmt.Errorf("open datapath: %w", err)
+	}
+	defer dp.Close()
+	if err := dp.SetFastPath(startCtx, o.fastPath); err != nil {
+		return err
+	}
+
+	network := attach.Network{Name: o.network, ID: uint32(o.networkID), Prefix: o.cidr, Gateway: o.gateway,
+		MTU: o.mtu, FastPath: true}
+	mgr := attach.New(attach.Config{Bridge: o.bridge, NodeName: o.nodeName, OVNWait: o.ovnWait},
+		attach.Deps{VSwitch: vs, Northbound: nb, IPAM: store, Datapath: dp, Networks: attach.StaticNetworks{Net: network}},
+		log.WithName("attach"))
+	if err := mgr.EnsureNetworks(startCtx); err != nil {
+		return err
+	}
+	rep, err := mgr.Reconcile(startCtx)
+	if err != nil {
+		// Reconciliation is best effort: what it could not remove, GC will.
+		log.Error(err, "reconcile incomplete")
+	}
+	log.Info("reconciled", "kept", rep.Kept, "removed", rep.Removed)
+
+	if o.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(o.metricsAddr, dp, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+
+	srv := cniserver.New(mgr, statusFunc(vs, nb), o.reqTimeout, log.WithName("cni"))
+	l, err := cniserver.Listen(o.socket)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	log.Info("serving CNI", "socket", o.socket)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; pods and fast-path pins stay in place")
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	_ = os.Remove(o.socket)
+	return nil
+}
+
+// statusFunc answers CNI STATUS: ready when both databases are connected.
+func statusFunc(vs *ovs.VSwitch, nb *ovs.Northbound) cniserver.StatusFunc {
+	return func(ctx context.Context) error {
+		var errs []error
+		if !vs.Connected() {
+			errs = append(errs, errors.New("local ovsdb not connected"))
+		}
+		if !nb.Connected() {
+			errs = append(errs, errors.New("ovn northbound not connected"))
+		}
+		return errors.Join(errs...)
+	}
+}
+
+func serveMetrics(addr string, dp *datapath.Datapath, log logr.Logger) (func(), error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		metrics.NewDatapathCollector(dp))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(l) }()
+	log.Info("serving metrics", "addr", l.Addr().String())
+	return func() { _ = hs.Close() }, nil
+}

@@ -1,0 +1,362 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sdncni/sdncni/internal/testenv"
+	"github.com/sdncni/sdncni/pkg/attach"
+	"github.com/sdncni/sdncni/pkg/ipam"
+)
+
+// Spec versions the binary claims; every ADD/DEL test runs for each.
+var specVersions = []string{"1.0.0", "1.1.0"}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds sdncni and sdncni-controller once per test run.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binDir, err = os.MkdirTemp("", "sdncni-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		for name, pkg := range map[string]string{"sdncni": "./cmd/cni-plugin", "sdncni-controller": "./cmd/controller"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %w\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	require.NoError(t, buildErr)
+	return binDir
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// node is one simulated node: OVS/OVN in a netns and our controller running in it.
+type node struct {
+	t      *testing.T
+	ovn    *testenv.OVN
+	bin    string
+	work   string
+	socket string
+	store  string
+	pinDir string
+	cidr   string
+	extra  []string
+
+	mu      sync.Mutex
+	ctrl    *exec.Cmd
+	ctrlOut *bytes.Buffer
+	exited  chan struct{}
+}
+
+type nodeOption func(*node)
+
+func withCIDR(c string) nodeOption { return func(n *node) { n.cidr = c } }
+func withControllerArgs(a ...string) nodeOption {
+	return func(n *node) { n.extra = append(n.extra, a...) }
+}
+
+func newNode(t *testing.T, opts ...nodeOption) *node {
+	t.Helper()
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, "nsenter", "ip", "ping", "ovs-vsctl", "ovn-nbctl", "bpftool")
+	bin := binaries(t)
+	ovn := testenv.StartOVN(t)
+	work, err := os.MkdirTemp("", "sdncni-e2e")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(work) })
+	n := &node{t: t, ovn: ovn, bin: bin, work: work, socket: filepath.Join(work, "cni.sock"),
+		store: filepath.Join(work, "ipam.json"), pinDir: "/sys/fs/bpf/sdncni-e2e-" + randHex(4), cidr: "10.77.0.0/24"}
+	for _, o := range opts {
+		o(n)
+	}
+	t.Cleanup(func() {
+		n.stopController()
+		_ = os.RemoveAll(n.pinDir)
+		if t.Failed() {
+			t.Logf("controller log:\n%s", n.controllerLog())
+		}
+	})
+	n.startController()
+	return n
+}
+
+func (n *node) startController() {
+	t := n.t
+	t.Helper()
+	args := []string{"--net=" + n.ovn.NetNSPath, filepath.Join(n.bin, "sdncni-controller"),
+		"--socket", n.socket, "--ovs-db", n.ovn.OVSDB, "--nb-db", n.ovn.NBDB, "--bridge", n.ovn.Bridge,
+		"--network", "e2e", "--cidr", n.cidr, "--mtu", "1400", "--ipam-store", n.store,
+		"--bpf-pin-dir", n.pinDir, "--metrics-addr", "", "--node-name", n.ovn.SystemID, "-v", "1"}
+	args = append(args, n.extra...)
+	cmd := exec.Command("nsenter", args...)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = &lockedWriter{w: out}, &lockedWriter{w: out}
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	n.mu.Lock()
+	n.ctrl, n.ctrlOut, n.exited = cmd, out, exited
+	n.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(n.socket); err == nil {
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("controller exited before serving:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("controller did not serve within 60s:\n%s", out.String())
+		}
+	}
+}
+
+// killController SIGKILLs the controller (a crash) and waits for it to be gone.
+func (n *node) killController() {
+	n.mu.Lock()
+	cmd, exited := n.ctrl, n.exited
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	_ = os.Remove(n.socket)
+}
+
+// stopController asks the controller to stop (SIGTERM), then kills it after 10s.
+func (n *node) stopController() {
+	n.mu.Lock()
+	cmd, exited := n.ctrl, n.exited
+	n.ctrl = nil
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+	}
+}
+
+func (n *node) controllerLog() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ctrlOut == nil {
+		return ""
+	}
+	return n.ctrlOut.String()
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// confList is the network configuration a runtime would read from /etc/cni/net.d.
+func (n *node) confList(t *testing.T, version string) *libcni.NetworkConfigList {
+	t.Helper()
+	raw := fmt.Sprintf(`{"cniVersion":%q,"name":"sdncni-e2e","plugins":[{"type":"sdncni","socket":%q,"logFile":%q}]}`,
+		version, n.socket, filepath.Join(n.work, "cni.log"))
+	l, err := libcni.ConfListFromBytes([]byte(raw))
+	require.NoError(t, err)
+	return l
+}
+
+func (n *node) cni() *libcni.CNIConfig {
+	return libcni.NewCNIConfig([]string{n.bin}, nil)
+}
+
+// pod is a network namespace standing in for a pod sandbox.
+type pod struct {
+	name, netns, containerID, ifname string
+}
+
+func newPod(t *testing.T, name string) *pod {
+	t.Helper()
+	ns := "sdncni-e2e-" + randHex(4)
+	out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput()
+	require.NoError(t, err, string(out))
+	p := &pod{name: name, netns: "/run/netns/" + ns, containerID: "c" + randHex(12), ifname: "eth0"}
+	t.Cleanup(func() { p.deleteNetns() })
+	return p
+}
+
+func (p *pod) deleteNetns() {
+	_ = exec.Command("ip", "netns", "del", filepath.Base(p.netns)).Run()
+}
+
+func (p *pod) rt() *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID: p.containerID, NetNS: p.netns, IfName: p.ifname,
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", p.name}},
+	}
+}
+
+func (n *node) add(t *testing.T, version string, p *pod) (*current.Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := n.cni().AddNetworkList(ctx, n.confList(t, version), p.rt())
+	if err != nil {
+		return nil, err
+	}
+	return current.NewResultFromResult(res)
+}
+
+func (n *node) mustAdd(t *testing.T, version string, p *pod) netip.Addr {
+	t.Helper()
+	res, err := n.add(t, version, p)
+	require.NoError(t, err)
+	require.Len(t, res.IPs, 1)
+	a, ok := netip.AddrFromSlice(res.IPs[0].Address.IP.To4())
+	require.True(t, ok)
+	return a
+}
+
+func (n *node) del(t *testing.T, version string, p *pod) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return n.cni().DelNetworkList(ctx, n.confList(t, version), p.rt())
+}
+
+func (n *node) check(t *testing.T, version string, p *pod) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return n.cni().CheckNetworkList(ctx, n.confList(t, version), p.rt())
+}
+
+// leftovers lists every resource of ours that still exists on the node: OVS ports, OVN
+// logical switch ports, addresses, links in the node netns and fast-path map entries.
+func (n *node) leftovers(t *testing.T) []string {
+	t.Helper()
+	var left []string
+	for _, p := range strings.Fields(n.ovn.Vsctl(t, "list-ports", n.ovn.Bridge)) {
+		left = append(left, "ovs port "+p)
+	}
+	for _, line := range strings.Split(n.ovn.Nbctl(t, "--bare", "--columns=name", "find", "Logical_Switch_Port", "type=\"\""), "\n") {
+		if s := strings.TrimSpace(line); s != "" {
+			left = append(left, "ovn lsp "+s)
+		}
+	}
+	st, err := ipam.Open(context.Background(), n.store)
+	require.NoError(t, err)
+	allocs, err := st.List(context.Background())
+	require.NoError(t, err)
+	_ = st.Close()
+	for _, a := range allocs {
+		left = append(left, "address "+a.Addr.String())
+	}
+	out, err := exec.Command("ip", "-n", n.ovn.NetNS, "-o", "link", "show").CombinedOutput()
+	require.NoError(t, err, string(out))
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 {
+			name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
+			if attach.IsOurLink(name) {
+				left = append(left, "link "+name)
+			}
+		}
+	}
+	for _, m := range []string{"sdncni_ep", "sdncni_dst"} {
+		left = append(left, mapEntries(t, filepath.Join(n.pinDir, "maps", m))...)
+	}
+	return left
+}
+
+// mapEntries lists the entries of a pinned BPF map with bpftool (an independent reader).
+func mapEntries(t *testing.T, pin string) []string {
+	t.Helper()
+	if _, err := os.Stat(pin); err != nil {
+		return nil
+	}
+	out, err := exec.Command("bpftool", "-j", "map", "dump", "pinned", pin).CombinedOutput()
+	require.NoError(t, err, string(out))
+	var entries []json.RawMessage
+	require.NoError(t, json.Unmarshal(out, &entries), string(out))
+	var left []string
+	for _, e := range entries {
+		left = append(left, "map entry in "+filepath.Base(pin)+": "+string(e))
+	}
+	return left
+}
+
+// inPod runs a command inside the pod's network namespace.
+func inPod(p *pod, name string, args ...string) ([]byte, error) {
+	return exec.Command("nsenter", append([]string{"--net=" + p.netns, name}, args...)...).CombinedOutput()
+}
+
+func names(p *pod) attach.Names {
+	return attach.NamesFor(attach.Key{ContainerID: p.containerID, IfName: p.ifname})
+}
+func hostIf(p *pod) string  { return names(p).HostIf }
+func ovsIf(p *pod) string   { return names(p).OVSIf }
+func lspName(p *pod) string { return names(p).LSP }
