@@ -2,6 +2,7 @@ package ovs_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -80,6 +81,10 @@ func TestEnsureNetwork(t *testing.T) {
 
 	// A part deleted behind our back is recreated.
 	o.Nbctl(t, "lsp-del", lsp)
+	require.Eventually(t, func() bool {
+		_, err := n.GetLogicalPort(ctx, lsp)
+		return errors.Is(err, ovs.ErrNotFound)
+	}, 10*time.Second, 10*time.Millisecond, "the client's cache sees the deletion")
 	require.NoError(t, n.EnsureNetwork(ctx, testNetwork(name)))
 	require.Equal(t, "router", o.Nbctl(t, "lsp-get-type", lsp))
 

@@ -42,10 +42,12 @@ func TestEnsureBridge(t *testing.T) {
 	}
 	require.Contains(t, strings.Fields(o.Vsctl(t, "list-br")), br)
 
-	// A drifted bridge is put back.
+	// A drifted bridge is put back (once the client's cache has seen the drift).
 	o.Vsctl(t, "set", "Bridge", br, "fail_mode=standalone")
-	require.NoError(t, v.EnsureBridge(ctx, br, "netdev"))
-	require.Equal(t, "secure", o.Vsctl(t, "get", "Bridge", br, "fail_mode"))
+	require.Eventually(t, func() bool {
+		require.NoError(t, v.EnsureBridge(ctx, br, "netdev"))
+		return o.Vsctl(t, "get", "Bridge", br, "fail_mode") == "secure"
+	}, 10*time.Second, 20*time.Millisecond)
 
 	// The pre-existing integration bridge is accepted as is.
 	require.NoError(t, v.EnsureBridge(ctx, o.Bridge, "netdev"))
