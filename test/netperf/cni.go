@@ -60,7 +60,7 @@ func (r *cniRuntime) addPod(ctx context.Context, suffix string, round int) (p po
 		return p, 0, err
 	}
 	rt := &libcni.RuntimeConf{
-		ContainerID: fmt.Sprintf("%s-%s-%d", name, suffix, round),
+		ContainerID: fmt.Sprintf("%s-%d", name, round),
 		NetNS:       path,
 		IfName:      "eth0",
 	}
