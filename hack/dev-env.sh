@@ -343,23 +343,18 @@ deps() {
 	fi
 	[[ $(id -u) == 0 ]] || die "installing ${missing[*]} needs root"
 	log "installing ${missing[*]}"
-	# Keep postinst scripts from starting the distribution's services; undo it afterwards.
-	local policy=/usr/sbin/policy-rc.d had_policy=0
-	if [[ -e $policy ]]; then
-		had_policy=1
-		cp -p "$policy" "$policy.sdncni-saved"
-	fi
+	# Keep postinst scripts from starting the distribution's services; put back whatever
+	# policy was there before, also when the install fails.
+	local policy=/usr/sbin/policy-rc.d saved=/usr/sbin/policy-rc.d.sdncni-saved rc=0
+	[[ -e $policy ]] && cp -p "$policy" "$saved"
 	printf '#!/bin/sh\nexit 101\n' >"$policy"
 	chmod 755 "$policy"
-	restore_policy() {
-		if ((had_policy)); then mv -f "$policy.sdncni-saved" "$policy"; else rm -f "$policy"; fi
-	}
-	trap restore_policy EXIT
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update
-	apt-get install -y --no-install-recommends "${missing[@]}"
-	restore_policy
-	trap - EXIT
+	DEBIAN_FRONTEND=noninteractive apt-get update || rc=$?
+	if ((rc == 0)); then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" || rc=$?
+	fi
+	if [[ -e $saved ]]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+	((rc == 0)) || die "apt-get failed (exit $rc)"
 	# Anything that started anyway uses the distribution's run dirs: stop exactly those.
 	for f in /var/run/openvswitch/*.pid /var/run/ovn/*.pid; do
 		[[ -e $f ]] || continue
