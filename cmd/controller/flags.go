@@ -22,6 +22,7 @@ type options struct {
 	cidr         netip.Prefix
 	gateway      netip.Addr
 	mtu          int
+	networksFile string
 	ipamStore    string
 	pinDir       string
 	fastPath     bool
@@ -30,6 +31,7 @@ type options struct {
 	ovnWait      time.Duration
 	reqTimeout   time.Duration
 	verbosity    int
+	teardown     bool
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -48,6 +50,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&cidr, "cidr", "10.244.0.0/16", "pod network CIDR")
 	fs.StringVar(&gw, "gateway", "", "gateway address (default: the CIDR's first address)")
 	fs.IntVar(&o.mtu, "mtu", 1400, "pod interface MTU")
+	fs.StringVar(&o.networksFile, "networks-file", "", "JSON file of further isolated networks and their namespaces (see docs/configuration.md)")
 	fs.StringVar(&o.ipamStore, "ipam-store", "/var/lib/sdncni/ipam.json", "address store file")
 	fs.StringVar(&o.pinDir, "bpf-pin-dir", "/sys/fs/bpf/sdncni/"+host, "bpffs directory for the fast path's pins")
 	fs.BoolVar(&o.fastPath, "fast-path", true, "carry same-node pod-to-pod traffic on the eBPF fast path")
@@ -57,6 +60,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 60*time.Second, "bound on one CNI request")
 	fs.IntVar(&o.verbosity, "v", 0, "log verbosity (0: requests that fail and lifecycle; 1: every request)")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -36,6 +36,9 @@ func run(ctx context.Context, o *options) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	if o.teardown {
+		return teardown(startCtx, o, log)
+	}
 
 	vs, err := ovs.NewVSwitch(startCtx, o.ovsDB, log.WithName("ovsdb"))
 	if err != nil {
@@ -64,10 +67,17 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
-	network := attach.Network{Name: o.network, ID: uint32(o.networkID), Prefix: o.cidr, Gateway: o.gateway,
-		MTU: o.mtu, FastPath: true}
+	networks, err := buildNetworks(o)
+	if err != nil {
+		return err
+	}
+	for _, n := range networks.All() {
+		if err := dp.SetVPNFastPath(startCtx, n.ID, n.FastPath); err != nil {
+			return err
+		}
+	}
 	mgr := attach.New(attach.Config{Bridge: o.bridge, NodeName: o.nodeName, OVNWait: o.ovnWait},
-		attach.Deps{VSwitch: vs, Northbound: nb, IPAM: store, Datapath: dp, Networks: attach.StaticNetworks{Net: network}},
+		attach.Deps{VSwitch: vs, Northbound: nb, IPAM: store, Datapath: dp, Networks: networks},
 		log.WithName("attach"))
 	if err := mgr.EnsureNetworks(startCtx); err != nil {
 		return err
@@ -139,4 +149,18 @@ func serveMetrics(addr string, dp *datapath.Datapath, log logr.Logger) (func(), 
 	go func() { _ = hs.Serve(l) }()
 	log.Info("serving metrics", "addr", l.Addr().String())
 	return func() { _ = hs.Close() }, nil
+}
+
+// teardown removes every fast-path object of this node. Pods still running lose
+// connectivity (their traffic has no way into OVS without the programs).
+func teardown(ctx context.Context, o *options, log logr.Logger) error {
+	dp, err := datapath.Open(ctx, datapath.Config{PinDir: o.pinDir}, log.WithName("datapath"))
+	if err != nil {
+		return fmt.Errorf("open datapath: %w", err)
+	}
+	if err := dp.Teardown(ctx); err != nil {
+		return fmt.Errorf("teardown: %w", err)
+	}
+	log.Info("fast path removed", "pinDir", o.pinDir)
+	return nil
 }

@@ -57,7 +57,7 @@ func (m *Manager) Check(ctx context.Context, r Request) error {
 		return err
 	}
 	ep := datapath.Endpoint{VPN: n.ID, HostIfIndex: host.Attrs().Index, OVSIfIndex: ovsLink.Attrs().Index,
-		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr.Addr(), FastPath: n.FastPath}
+		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr.Addr(), FastPath: true}
 	if err := m.deps.Datapath.Check(ctx, ep); err != nil {
 		return fmt.Errorf("datapath: %w", err)
 	}

@@ -107,7 +107,7 @@ func (m *Manager) readopt(ctx context.Context, k Key) (bool, error) {
 	}
 	addr := allocs[0].Addr.Addr()
 	ep := datapath.Endpoint{VPN: n.ID, HostIfIndex: host.Attrs().Index, OVSIfIndex: ovsLink.Attrs().Index,
-		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: MACFor(addr), IP: addr, FastPath: n.FastPath}
+		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: MACFor(addr), IP: addr, FastPath: true}
 	if err := m.deps.Datapath.Attach(ctx, ep); err != nil {
 		return false, fmt.Errorf("re-adopt datapath: %w", err)
 	}

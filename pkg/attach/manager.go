@@ -178,7 +178,7 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 	}
 
 	ep := datapath.Endpoint{VPN: n.ID, HostIfIndex: link.HostIndex, OVSIfIndex: ovsLink.Attrs().Index,
-		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr.Addr(), FastPath: n.FastPath}
+		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr.Addr(), FastPath: true}
 	if err := m.deps.Datapath.Attach(ctx, ep); err != nil {
 		return nil, fmt.Errorf("attach datapath: %w", err)
 	}

@@ -86,16 +86,3 @@ type Networks interface {
 	// All lists every network this node serves.
 	All() []Network
 }
-
-// StaticNetworks serves one network to every namespace: the controller's configured
-// network until VPNs map namespaces to networks.
-type StaticNetworks struct{ Net Network }
-
-// ForNamespace implements Networks.
-func (s StaticNetworks) ForNamespace(context.Context, string) (Network, error) { return s.Net, nil }
-
-// ByName implements Networks.
-func (s StaticNetworks) ByName(name string) (Network, bool) { return s.Net, name == s.Net.Name }
-
-// All implements Networks.
-func (s StaticNetworks) All() []Network { return []Network{s.Net} }
