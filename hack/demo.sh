@@ -61,7 +61,7 @@ say "Starting sdncni-controller in $NODE"
 nsenter --net="$SDNCNI_NETNS_PATH" "$BIN/sdncni-controller" \
 	--socket "$DIR/cni.sock" --ovs-db "$SDNCNI_OVS_DB" --nb-db "$SDNCNI_NB_DB" --bridge "$SDNCNI_BRIDGE" \
 	--network demo --cidr "$CIDR" --mtu 1500 --ipam-store "$DIR/ipam.json" --bpf-pin-dir "$PIN" \
-	--node-name "$SDNCNI_SYSTEM_ID" --metrics-addr "" >"$DIR/controller.log" 2>&1 &
+	--node-name "$SDNCNI_SYSTEM_ID" --metrics-addr 127.0.0.1:9465 >"$DIR/controller.log" 2>&1 &
 echo $! >"$DIR/controller.pid"
 for _ in $(seq 300); do [[ -S $DIR/cni.sock ]] && break; sleep 0.1; done
 [[ -S $DIR/cni.sock ]] || { cat "$DIR/controller.log"; exit 1; }
@@ -96,12 +96,19 @@ for p in "${PODS[@]}"; do
 	lsp=$(ovn-nbctl --db="$SDNCNI_NB_DB" --bare --columns=name find Logical_Switch_Port "external_ids:\"sdncni.io/pod-name\"=$p")
 	port=$(ovs-vsctl --db="$SDNCNI_OVS_DB" --bare --columns=name find Interface "external_ids:iface-id=$lsp")
 	host=$(ovs-vsctl --db="$SDNCNI_OVS_DB" --bare --columns=name find Interface "external_ids:iface-id=$lsp" | sed 's/^sdno/sdnh/')
-	echo "$p eth0 (${IP[$p]}) <-veth-> $host [tc: fast path] -> OVS internal port $port (ofport $(ovs-vsctl --db="$SDNCNI_OVS_DB" get Interface "$port" ofport)) == OVN lsp $lsp on switch demo"
+	echo "$p eth0 (${IP[$p]}) <-veth-> $host [tc: fast path] -> OVS internal port $port == OVN lsp $lsp on switch sdncni-demo"
+	ofport=$(ovs-vsctl --db="$SDNCNI_OVS_DB" get Interface "$port" ofport)
+	echo "    OVS port $ofport counters now (OpenFlow): $(ovs-ofctl dump-ports "unix:$SDNCNI_NODE_DIR/$SDNCNI_BRIDGE.mgmt" "$ofport" | grep -o 'rx pkts=[0-9]*'), $(ovs-ofctl dump-ports "unix:$SDNCNI_NODE_DIR/$SDNCNI_BRIDGE.mgmt" "$ofport" | grep -o 'tx pkts=[0-9]*') — ARP only; the bulk took the fast path"
 done
 echo
-echo "fast-path counters:"
-bpftool map dump pinned "$PIN/maps/sdncni_cnt" 2>/dev/null | head -0 || true
-ovs-vsctl --db="$SDNCNI_OVS_DB" show | sed 's/^/  /' | head -30
+echo "fast-path counters (controller /metrics, non-zero):"
+# shellcheck disable=SC2016
+nsenter --net="$SDNCNI_NETNS_PATH" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9465; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3' |
+	grep '^sdncni_datapath_packets_total' | grep -v ' 0$' | sed 's/^/  /'
+echo
+echo "OVN logical topology:"
+ovn-nbctl --db="$SDNCNI_NB_DB" show | sed 's/^/  /'
+
 
 if [[ $KEEP == 1 ]]; then
 	say "Left running. Environment: . $DIR/env ; clean up with: hack/demo.sh down"
