@@ -43,7 +43,7 @@ func (s *shim) run(cmd string, args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	log, closeLog := openLog(conf.LogFile)
+	log, verbose, closeLog := openLog(conf.LogFile)
 	defer closeLog()
 	start := time.Now()
 	defer func() {
@@ -53,7 +53,9 @@ func (s *shim) run(cmd string, args *skel.CmdArgs) (err error) {
 			log.Error("cni command failed", append(attrs, "err", err)...)
 			return
 		}
-		log.Info("cni command", attrs...)
+		if verbose {
+			log.Info("cni command", attrs...)
+		}
 	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), conf.timeout)
@@ -151,14 +153,16 @@ func Merge(prev, ours *types100.Result) *types100.Result {
 	return &out
 }
 
-func openLog(path string) (*slog.Logger, func()) {
+// openLog returns the command's logger. With a log file every command is logged; on
+// stderr (which runtimes copy into their own logs) only failures are.
+func openLog(path string) (log *slog.Logger, verbose bool, closeFn func()) {
 	if path == "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil)), func() {}
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), false, func() {}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		// The protocol must still work when the log cannot be written.
-		return slog.New(slog.NewTextHandler(os.Stderr, nil)), func() {}
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), false, func() {}
 	}
-	return slog.New(slog.NewTextHandler(f, nil)), func() { _ = f.Close() }
+	return slog.New(slog.NewTextHandler(f, nil)), true, func() { _ = f.Close() }
 }

@@ -102,13 +102,16 @@ type env struct {
 
 func startEnv(ctx context.Context, bin, dir string) (*env, error) {
 	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	e := &env{bin: bin, dir: dir}
-	up := exec.CommandContext(ctx, "hack/dev-env.sh", "up", "--dir", dir, "--netns", "sdncni-bench-node")
+	up := exec.CommandContext(ctx, "hack/dev-env.sh", "up", "--dir", filepath.Join(dir, "ovn"), "--netns", "sdncni-bench-node")
 	up.Stderr = os.Stderr
 	if err := up.Run(); err != nil {
 		return nil, fmt.Errorf("dev-env up: %w", err)
 	}
-	vars, err := readEnv(filepath.Join(dir, "env"))
+	vars, err := readEnv(filepath.Join(dir, "ovn", "env"))
 	if err != nil {
 		e.stop()
 		return nil, err
@@ -170,9 +173,10 @@ func (e *env) stop() {
 		_ = e.ctrl.Wait()
 	}
 	_ = os.RemoveAll("/sys/fs/bpf/sdncni-bench")
-	down := exec.Command("hack/dev-env.sh", "down", "--dir", e.dir, "--netns", "sdncni-bench-node")
+	down := exec.Command("hack/dev-env.sh", "down", "--dir", filepath.Join(e.dir, "ovn"), "--netns", "sdncni-bench-node")
 	down.Stderr = os.Stderr
 	_ = down.Run()
+	_ = os.RemoveAll(e.dir)
 }
 
 // pod is a netns standing in for a sandbox.
