@@ -15,6 +15,7 @@ PIN=/sys/fs/bpf/sdncni-demo
 CIDR=10.244.0.0/24
 BIN=$PWD/bin
 KEEP=0
+FAST=${SDNCNI_DEMO_FAST_PATH:-true} # false: everything through OVS/OVN
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cnitool() {
@@ -61,7 +62,7 @@ say "Starting sdncni-controller in $NODE"
 nsenter --net="$SDNCNI_NETNS_PATH" "$BIN/sdncni-controller" \
 	--socket "$DIR/cni.sock" --ovs-db "$SDNCNI_OVS_DB" --nb-db "$SDNCNI_NB_DB" --bridge "$SDNCNI_BRIDGE" \
 	--network demo --cidr "$CIDR" --mtu 1500 --ipam-store "$DIR/ipam.json" --bpf-pin-dir "$PIN" \
-	--node-name "$SDNCNI_SYSTEM_ID" --metrics-addr 127.0.0.1:9465 >"$DIR/controller.log" 2>&1 &
+	--node-name "$SDNCNI_SYSTEM_ID" --fast-path="$FAST" --metrics-addr 127.0.0.1:9465 >"$DIR/controller.log" 2>&1 &
 echo $! >"$DIR/controller.pid"
 for _ in $(seq 300); do [[ -S $DIR/cni.sock ]] && break; sleep 0.1; done
 [[ -S $DIR/cni.sock ]] || { cat "$DIR/controller.log"; exit 1; }
@@ -96,9 +97,9 @@ for p in "${PODS[@]}"; do
 	lsp=$(ovn-nbctl --db="$SDNCNI_NB_DB" --bare --columns=name find Logical_Switch_Port "external_ids:\"sdncni.io/pod-name\"=$p")
 	port=$(ovs-vsctl --db="$SDNCNI_OVS_DB" --bare --columns=name find Interface "external_ids:iface-id=$lsp")
 	host=$(ovs-vsctl --db="$SDNCNI_OVS_DB" --bare --columns=name find Interface "external_ids:iface-id=$lsp" | sed 's/^sdno/sdnh/')
-	echo "$p eth0 (${IP[$p]}) <-veth-> $host [tc: fast path] -> OVS internal port $port == OVN lsp $lsp on switch sdncni-demo"
+	echo "$p eth0 (${IP[$p]}) <-veth-> $host [tc] -> OVS internal port $port == OVN lsp $lsp on switch sdncni-demo"
 	ofport=$(ovs-vsctl --db="$SDNCNI_OVS_DB" get Interface "$port" ofport)
-	echo "    OVS port $ofport counters now (OpenFlow): $(ovs-ofctl dump-ports "unix:$SDNCNI_NODE_DIR/$SDNCNI_BRIDGE.mgmt" "$ofport" | grep -o 'rx pkts=[0-9]*'), $(ovs-ofctl dump-ports "unix:$SDNCNI_NODE_DIR/$SDNCNI_BRIDGE.mgmt" "$ofport" | grep -o 'tx pkts=[0-9]*') — ARP only; the bulk took the fast path"
+	echo "    OVS port $ofport counters now (OpenFlow): $(ovs-ofctl dump-ports "unix:$SDNCNI_NODE_DIR/$SDNCNI_BRIDGE.mgmt" "$ofport" | grep -o 'rx pkts=[0-9]*'), $(ovs-ofctl dump-ports "unix:$SDNCNI_NODE_DIR/$SDNCNI_BRIDGE.mgmt" "$ofport" | grep -o 'tx pkts=[0-9]*') — $([[ $FAST == true ]] && echo 'ARP only: the bulk took the fast path' || echo 'fast path off: everything through OVS')"
 done
 echo
 echo "fast-path counters (controller /metrics, non-zero):"
