@@ -2,6 +2,7 @@ package attach
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/sdncni/sdncni/pkg/datapath"
 	"github.com/sdncni/sdncni/pkg/ipam"
@@ -29,6 +30,7 @@ type northbound interface {
 
 type addressStore interface {
 	Allocate(ctx context.Context, p ipam.Pool, o ipam.Owner) (ipam.Allocation, error)
+	Reserve(ctx context.Context, p ipam.Pool, o ipam.Owner, addr netip.Addr) (ipam.Allocation, error)
 	ReleaseOwner(ctx context.Context, o ipam.Owner) ([]ipam.Allocation, error)
 	Get(ctx context.Context, o ipam.Owner) ([]ipam.Allocation, error)
 	List(ctx context.Context) ([]ipam.Allocation, error)

@@ -82,14 +82,6 @@ func (m *Manager) Reconcile(ctx context.Context) (ReconcileReport, error) {
 // place (Attach adopts what is already attached without a gap).
 func (m *Manager) readopt(ctx context.Context, k Key) (bool, error) {
 	names := NamesFor(k)
-	allocs, err := m.deps.IPAM.Get(ctx, ipam.Owner{ContainerID: k.ContainerID, IfName: k.IfName})
-	if err != nil || len(allocs) == 0 {
-		return false, fmt.Errorf("no address: %v", err)
-	}
-	n, ok := m.deps.Networks.ByName(allocs[0].Pool)
-	if !ok {
-		return false, fmt.Errorf("%w: %s", ErrUnknownNetwork, allocs[0].Pool)
-	}
 	host, err := podnet.HostLink(names.HostIf)
 	if err != nil {
 		return false, err
@@ -98,8 +90,32 @@ func (m *Manager) readopt(ctx context.Context, k Key) (bool, error) {
 	if err != nil || port.IfaceID != names.LSP {
 		return false, fmt.Errorf("ovs port %s: %v", names.OVSIf, err)
 	}
-	if _, err := m.deps.Northbound.GetLogicalPort(ctx, names.LSP); err != nil {
+	lsp, err := m.deps.Northbound.GetLogicalPort(ctx, names.LSP)
+	if err != nil {
 		return false, fmt.Errorf("logical port %s: %w", names.LSP, err)
+	}
+	io := ipam.Owner{ContainerID: k.ContainerID, IfName: k.IfName, PodNamespace: lsp.Owner.PodNamespace, PodName: lsp.Owner.PodName}
+	allocs, err := m.deps.IPAM.Get(ctx, io)
+	if err != nil {
+		return false, fmt.Errorf("look up address: %w", err)
+	}
+	if len(allocs) == 0 {
+		// The pod runs but the store lost its address (the operator replaced a corrupt
+		// store): take the address back from the OVN port before anyone else gets it.
+		n, ok := m.deps.Networks.ByName(lsp.Owner.Network)
+		if !ok || len(lsp.IPs) == 0 {
+			return false, fmt.Errorf("no address and no network/IP on %s to recover it from", names.LSP)
+		}
+		a, err := m.deps.IPAM.Reserve(ctx, n.Pool(), io, lsp.IPs[0])
+		if err != nil {
+			return false, fmt.Errorf("re-reserve %s: %w", lsp.IPs[0], err)
+		}
+		m.log.Info("re-reserved a running pod's address", "containerID", k.ContainerID, "addr", a.Addr)
+		allocs = []ipam.Allocation{a}
+	}
+	n, ok := m.deps.Networks.ByName(allocs[0].Pool)
+	if !ok {
+		return false, fmt.Errorf("%w: %s", ErrUnknownNetwork, allocs[0].Pool)
 	}
 	ovsLink, err := m.prepareOVSLink(ctx, names.OVSIf, n.MTU)
 	if err != nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"net/netip"
 	"sync"
 	"testing"
@@ -97,5 +98,34 @@ func TestRestartRemovesHalfMade(t *testing.T) {
 	// half-made.
 	p.deleteNetns()
 	n.startController()
+	require.Empty(t, n.leftovers(t))
+}
+
+// TestRestartRecoversLostStore: the operator moved a corrupt address store aside while
+// pods run; the restarted controller takes their addresses back from the OVN ports, so
+// a new pod never gets a running pod's address.
+func TestRestartRecoversLostStore(t *testing.T) {
+	n := newNode(t, withCIDR("10.79.0.0/29")) // five pod addresses: reuse would show at once
+	a, b := newPod(t, "keep-a"), newPod(t, "keep-b")
+	ipA := n.mustAdd(t, "1.1.0", a)
+	ipB := n.mustAdd(t, "1.1.0", b)
+	n.killController()
+	require.NoError(t, os.Rename(n.store, n.store+".corrupt"))
+	n.startController()
+
+	require.NoError(t, n.check(t, "1.1.0", a))
+	require.NoError(t, n.check(t, "1.1.0", b))
+	var fresh []*pod
+	for i := range 3 {
+		p := newPod(t, fmt.Sprintf("fresh%d", i))
+		ip := n.mustAdd(t, "1.1.0", p)
+		require.NotEqual(t, ipA, ip)
+		require.NotEqual(t, ipB, ip)
+		fresh = append(fresh, p)
+	}
+	ping(t, a, ipB)
+	for _, p := range append(fresh, a, b) {
+		require.NoError(t, n.del(t, "1.1.0", p))
+	}
 	require.Empty(t, n.leftovers(t))
 }
