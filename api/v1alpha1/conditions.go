@@ -1,0 +1,36 @@
+package v1alpha1
+
+// Condition types of a VirtualPrivateNetwork.
+const (
+	// ConditionReady is True when the VPN's OVN topology is realised and it has no
+	// conflict that stops it from serving pods.
+	ConditionReady = "Ready"
+	// ConditionConflict is True when a namespace this VPN claims is also claimed by
+	// another VPN. Both VPNs carry it; the namespace keeps its current VPN for new pods
+	// until the conflict is resolved (never a silent pick).
+	ConditionConflict = "Conflict"
+	// ConditionDegraded is True when the VPN works only in part (its CIDR has no free
+	// block for a node, some OVN rows could not be written, …).
+	ConditionDegraded = "Degraded"
+)
+
+// Condition reasons (CamelCase, as metav1.Condition requires).
+const (
+	ReasonRealized          = "Realized"
+	ReasonOVNError          = "OVNError"
+	ReasonNamespaceConflict = "NamespaceConflict"
+	ReasonNoConflict        = "NoConflict"
+	ReasonUnsupportedFamily = "UnsupportedFamily"
+	ReasonBlocksExhausted   = "BlocksExhausted"
+	ReasonDeleting          = "Deleting"
+	ReasonAsExpected        = "AsExpected"
+)
+
+// Finalizer holds a VPN until the controller has removed every OVN row it owned.
+const Finalizer = "sdncni.io/ovn-cleanup"
+
+// Labels the controller puts on objects it creates (VPNBlocks), for label selectors.
+const (
+	LabelVPN  = "sdncni.io/vpn"
+	LabelNode = "sdncni.io/node"
+)
