@@ -33,6 +33,9 @@ type Config struct {
 	NodeName string        // ownership mark; GC never touches other nodes' OVN ports
 	OVNWait  time.Duration // how long ADD waits for ovn-controller to install the port
 	LinkWait time.Duration // how long ADD waits for ovs-vswitchd to create the port's tap
+	// TxOffloadOff turns tx offload off on every new pod interface: needed when pod
+	// traffic crosses a tunnel that cannot carry offloaded packets (OVS userspace Geneve).
+	TxOffloadOff bool
 }
 
 // Deps are the Manager's collaborators.
@@ -150,7 +153,7 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 	addr := netip.PrefixFrom(alloc.Addr.Addr(), n.Prefix.Bits())
 	mac := MACFor(addr.Addr())
 	pcfg := podnet.Config{NetNS: r.Netns, IfName: r.IfName, HostIfName: names.HostIf, MAC: mac,
-		MTU: n.MTU, Addr: addr, Gateway: n.Gateway}
+		MTU: n.MTU, Addr: addr, Gateway: n.Gateway, TxOffloadOff: m.cfg.TxOffloadOff}
 	link, err := podnet.Setup(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("set up pod interface: %w", err)
