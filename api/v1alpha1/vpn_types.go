@@ -93,6 +93,13 @@ type VirtualPrivateNetworkStatus struct {
 	// +patchMergeKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 
+	// VPNID is the VPN's number, unique in the cluster and never reused while the VPN
+	// exists: the fast path keys its maps by it (so overlapping CIDRs of different VPNs
+	// never meet). Assigned by the cluster role; a VPN without one takes no pods yet.
+	//
+	// +optional
+	VPNID uint32 `json:"vpnID,omitempty"`
+
 	// Pods counts the pods attached to this VPN.
 	//
 	// +optional

@@ -25,6 +25,9 @@ var (
 	ErrExists = errors.New("attachment already exists")
 	// ErrUnknownNetwork: the network an existing attachment belongs to is not served here.
 	ErrUnknownNetwork = errors.New("unknown network")
+	// ErrNetworkNotReady: the pod's network cannot take pods yet (being realised, in
+	// conflict); the runtime should try again later.
+	ErrNetworkNotReady = errors.New("network not ready")
 )
 
 // Config tunes a Manager.
@@ -145,6 +148,19 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 	}()
 
 	alloc, err := m.deps.IPAM.Allocate(ctx, n.Pool(), io)
+	for tries := 0; errors.Is(err, ipam.ErrExhausted) && tries < 8; tries++ {
+		g, ok := m.deps.Networks.(Grower)
+		if !ok {
+			break
+		}
+		grown, gerr := g.Grow(ctx, n)
+		if gerr != nil {
+			err = fmt.Errorf("%w; and no further block: %w", err, gerr)
+			break
+		}
+		n = grown
+		alloc, err = m.deps.IPAM.Allocate(ctx, n.Pool(), io)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("allocate address in %s: %w", n.Name, err)
 	}

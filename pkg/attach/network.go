@@ -86,3 +86,10 @@ type Networks interface {
 	// All lists every network this node serves.
 	All() []Network
 }
+
+// Grower is implemented by Networks that can give this node more addresses of a network
+// when its ranges are full (a VPN's node claims another block of the VPN's CIDR).
+type Grower interface {
+	// Grow returns n with one more range, or an error when none can be had.
+	Grow(ctx context.Context, n Network) (Network, error)
+}

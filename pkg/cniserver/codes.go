@@ -34,6 +34,8 @@ func toCNIError(msg string, err error) *types.Error {
 		return types.NewError(CodeAlreadyAttached, msg+": already attached", err.Error())
 	case errors.Is(err, ipam.ErrCorrupt):
 		return types.NewError(CodeStoreCorrupt, msg+": address store corrupt", err.Error())
+	case errors.Is(err, attach.ErrNetworkNotReady):
+		return types.NewError(types.ErrTryAgainLater, msg+": network not ready", err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return types.NewError(types.ErrTryAgainLater, msg+": timed out", err.Error())
 	default:

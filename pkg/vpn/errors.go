@@ -1,0 +1,19 @@
+package vpn
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sdncni/sdncni/pkg/attach"
+)
+
+var (
+	// ErrConflict: the namespace is claimed by more than one VPN; new pods wait (CNI code
+	// 11) until an operator resolves it.
+	ErrConflict = fmt.Errorf("namespace claimed by more than one VPN: %w", attach.ErrNetworkNotReady)
+	// ErrNotReady: the VPN exists but is not realised yet (no id, being deleted, or an
+	// unsupported address family).
+	ErrNotReady = fmt.Errorf("vpn not ready: %w", attach.ErrNetworkNotReady)
+	// ErrNoBlocks: every block of the VPN's CIDR is claimed.
+	ErrNoBlocks = errors.New("no free address block in the vpn")
+)

@@ -1,0 +1,185 @@
+package vpn
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
+	"github.com/sdncni/sdncni/pkg/attach"
+)
+
+// NodeNetworks serves attach.Networks from the API: a pod's namespace selects its VPN,
+// and this node's VPNBlocks of that VPN are the ranges it allocates from. Reads come from
+// the informer cache; only claiming a block writes to the API.
+type NodeNetworks struct {
+	cache      client.Reader
+	api        client.Client
+	node       string
+	defaultMTU int
+	log        logr.Logger
+	growMu     sync.Mutex
+}
+
+var (
+	_ attach.Networks = (*NodeNetworks)(nil)
+	_ attach.Grower   = (*NodeNetworks)(nil)
+)
+
+// NewNodeNetworks returns the node role's view of the VPNs. cache must serve VPNs,
+// VPNBlocks and Namespaces; api is used to create VPNBlocks.
+func NewNodeNetworks(cache client.Reader, api client.Client, node string, defaultMTU int, log logr.Logger) *NodeNetworks {
+	return &NodeNetworks{cache: cache, api: api, node: node, defaultMTU: defaultMTU, log: log}
+}
+
+// ForNamespace implements attach.Networks. It returns (wrapped) ErrConflict when two VPNs
+// claim the namespace and ErrNotReady when its VPN is not realised yet; both map to CNI
+// code 11. A VPN with no block on this node yet gets its first block here.
+func (n *NodeNetworks) ForNamespace(ctx context.Context, namespace string) (attach.Network, error) {
+	var vpns v1alpha1.VirtualPrivateNetworkList
+	if err := n.cache.List(ctx, &vpns); err != nil {
+		return attach.Network{}, fmt.Errorf("list vpns: %w", err)
+	}
+	var nss corev1.NamespaceList
+	if err := n.cache.List(ctx, &nss); err != nil {
+		return attach.Network{}, fmt.Errorf("list namespaces: %w", err)
+	}
+	claims, err := ComputeClaims(vpns.Items, nss.Items)
+	if err != nil {
+		return attach.Network{}, err
+	}
+	owner, err := claims.Owner(namespace)
+	if err != nil {
+		return attach.Network{}, err
+	}
+	for i := range vpns.Items {
+		if vpns.Items[i].Name != owner {
+			continue
+		}
+		v := &vpns.Items[i]
+		if !v.DeletionTimestamp.IsZero() {
+			return attach.Network{}, fmt.Errorf("%w: vpn %s is being deleted", ErrNotReady, owner)
+		}
+		net, err := n.network(ctx, v)
+		if err != nil {
+			return attach.Network{}, err
+		}
+		if len(net.Ranges) == 0 {
+			return n.Grow(ctx, net)
+		}
+		return net, nil
+	}
+	return attach.Network{}, fmt.Errorf("%w: vpn %s of namespace %s does not exist", ErrNotReady, owner, namespace)
+}
+
+// network builds the attach.Network of v with this node's blocks.
+func (n *NodeNetworks) network(ctx context.Context, v *v1alpha1.VirtualPrivateNetwork) (attach.Network, error) {
+	if v.Status.VPNID == 0 {
+		return attach.Network{}, fmt.Errorf("%w: vpn %s has no id yet", ErrNotReady, v.Name)
+	}
+	cidr, err := netip.ParsePrefix(v.Spec.CIDR)
+	if err != nil || !cidr.Addr().Is4() {
+		return attach.Network{}, fmt.Errorf("%w: vpn %s cidr %q is not IPv4", ErrNotReady, v.Name, v.Spec.CIDR)
+	}
+	net := attach.Network{Name: v.Name, ID: v.Status.VPNID, Prefix: cidr.Masked(), Gateway: Gateway(cidr),
+		MTU: n.defaultMTU, FastPath: v.Spec.FastPath == nil || *v.Spec.FastPath}
+	if v.Spec.MTU != nil {
+		net.MTU = int(*v.Spec.MTU)
+	}
+	var blocks v1alpha1.VPNBlockList
+	if err := n.cache.List(ctx, &blocks, client.MatchingLabels{v1alpha1.LabelVPN: v.Name, v1alpha1.LabelNode: n.node}); err != nil {
+		return attach.Network{}, fmt.Errorf("list blocks of %s: %w", v.Name, err)
+	}
+	for _, b := range blocks.Items {
+		if p, err := netip.ParsePrefix(b.Spec.CIDR); err == nil && b.Spec.Node == n.node && b.Spec.VPN == v.Name {
+			net.Ranges = append(net.Ranges, p)
+		}
+	}
+	sort.Slice(net.Ranges, func(i, j int) bool { return net.Ranges[i].Addr().Less(net.Ranges[j].Addr()) })
+	return net, nil
+}
+
+// ByName implements attach.Networks; it also returns VPNs being deleted, whose pods
+// still need DEL and CHECK.
+func (n *NodeNetworks) ByName(name string) (attach.Network, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var v v1alpha1.VirtualPrivateNetwork
+	if err := n.cache.Get(ctx, client.ObjectKey{Name: name}, &v); err != nil {
+		return attach.Network{}, false
+	}
+	net, err := n.network(ctx, &v)
+	return net, err == nil
+}
+
+// All implements attach.Networks: every realised VPN.
+func (n *NodeNetworks) All() []attach.Network {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var vpns v1alpha1.VirtualPrivateNetworkList
+	if err := n.cache.List(ctx, &vpns); err != nil {
+		return nil
+	}
+	var out []attach.Network
+	for i := range vpns.Items {
+		if net, err := n.network(ctx, &vpns.Items[i]); err == nil {
+			out = append(out, net)
+		}
+	}
+	return out
+}
+
+// Grow implements attach.Grower: it claims the first free block of net's CIDR for this
+// node by creating its VPNBlock. The API server refuses a second object of the same name,
+// so two nodes racing for a block cannot both win.
+func (n *NodeNetworks) Grow(ctx context.Context, net attach.Network) (attach.Network, error) {
+	n.growMu.Lock()
+	defer n.growMu.Unlock()
+	var v v1alpha1.VirtualPrivateNetwork
+	if err := n.cache.Get(ctx, client.ObjectKey{Name: net.Name}, &v); err != nil {
+		return net, fmt.Errorf("get vpn %s: %w", net.Name, err)
+	}
+	size := int(v.Spec.NodeBlockSize)
+	if size == 0 {
+		size = v1alpha1.DefaultNodeBlockSize
+	}
+	count, block, err := Blocks(net.Prefix, size)
+	if err != nil {
+		return net, err
+	}
+	have := map[netip.Prefix]bool{}
+	for _, r := range net.Ranges {
+		have[r] = true
+	}
+	for i := range count {
+		p := block(i)
+		if have[p] {
+			continue
+		}
+		b := v1alpha1.NewVPNBlock(net.Name, p, n.node)
+		err := n.api.Create(ctx, b)
+		if apierrors.IsAlreadyExists(err) {
+			var cur v1alpha1.VPNBlock
+			if gerr := n.api.Get(ctx, client.ObjectKeyFromObject(b), &cur); gerr == nil && cur.Spec.Node == n.node {
+				net.Ranges = append(net.Ranges, p) // ours already; the cache had not seen it
+				return net, nil
+			}
+			continue
+		}
+		if err != nil {
+			return net, fmt.Errorf("claim block %s of %s: %w", p, net.Name, err)
+		}
+		n.log.Info("claimed address block", "vpn", net.Name, "block", p)
+		net.Ranges = append(net.Ranges, p)
+		return net, nil
+	}
+	return net, fmt.Errorf("%w: %s (/%d blocks)", ErrNoBlocks, net.Prefix, size)
+}
