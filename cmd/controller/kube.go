@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
+	"github.com/sdncni/sdncni/pkg/datapath"
+	"github.com/sdncni/sdncni/pkg/ovs"
+	"github.com/sdncni/sdncni/pkg/vpn"
+)
+
+// kubeMode starts the controller-runtime manager: the leader-elected cluster role and
+// the node role's informers. It returns the node's Networks once the caches are synced.
+func kubeMode(ctx context.Context, o *options, nb *ovs.Northbound, dp *datapath.Datapath, log logr.Logger) (*vpn.NodeNetworks, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	ctrl.SetLogger(log.WithName("runtime"))
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        log.WithName("manager"),
+		LeaderElection:                true,
+		LeaderElectionID:              "sdncni-cluster-role",
+		LeaderElectionNamespace:       o.leaderNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new manager: %w", err)
+	}
+	cr := &vpn.ClusterReconciler{Client: mgr.GetClient(), NB: nb, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
+		DefaultMTU: o.mtu, Resync: 15 * time.Second, Log: log.WithName("vpn")}
+	if err := cr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := (&vpn.FastPathReconciler{Client: mgr.GetClient(), Datapath: dp}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("api client: %w", err)
+	}
+	if err := ensureDefaultVPN(ctx, direct, o); err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			log.Error(err, "manager stopped")
+		}
+	}()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		return nil, fmt.Errorf("informer caches did not sync")
+	}
+	// Warm the informers the node role reads so the first ADD does not start them.
+	var warm v1alpha1.VPNBlockList
+	if err := mgr.GetCache().List(ctx, &warm); err != nil {
+		return nil, fmt.Errorf("start vpnblock informer: %w", err)
+	}
+	return vpn.NewNodeNetworks(mgr.GetCache(), direct, o.nodeName, o.mtu, log.WithName("vpn-node")), nil
+}
+
+// ensureDefaultVPN creates the default VPN from the flags if nobody has yet. Any node may
+// do it; the second create is refused as AlreadyExists.
+func ensureDefaultVPN(ctx context.Context, c client.Client, o *options) error {
+	mtu := int32(o.mtu)
+	v := &v1alpha1.VirtualPrivateNetwork{
+		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.DefaultVPNName},
+		Spec:       v1alpha1.VirtualPrivateNetworkSpec{CIDR: o.cidr.String(), MTU: &mtu, NodeBlockSize: int32(o.blockSize)},
+	}
+	if err := c.Create(ctx, v); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create default vpn: %w", err)
+	}
+	return nil
+}

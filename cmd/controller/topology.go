@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/go-logr/logr"
+	"github.com/vishvananda/netlink"
+
+	"github.com/sdncni/sdncni/pkg/ovs"
+)
+
+const (
+	// fallbackMTU is the pod MTU when the tunnel's underlay is unknown (no encap IP, a
+	// loopback one, or no link of this netns holds it): the single-node default.
+	fallbackMTU = 1400
+	// geneveOverhead4 is what OVN's Geneve adds to a pod frame on an IPv4 underlay:
+	// outer IPv4 20 + UDP 8 + Geneve 8 + OVN's option 8 + inner Ethernet 14.
+	geneveOverhead4 = 58
+	// geneveOverhead6 is the same on an IPv6 underlay (outer header 40).
+	geneveOverhead6 = 78
+)
+
+// Values of --tunnel-tx-offload.
+const (
+	txOffloadAuto = "auto"
+	txOffloadOn   = "on"
+	txOffloadOff  = "off"
+)
+
+// topology is what the node's tunnel looks like, as far as pod interfaces care.
+type topology struct {
+	EncapIP   netip.Addr // OVN's tunnel endpoint (external_ids:ovn-encap-ip); invalid if unset
+	EncapLink string     // the link of this netns that holds EncapIP; "" if none
+	EncapMTU  int        // its MTU
+}
+
+// tunnelled reports whether pod traffic may leave this node in a tunnel: the node has
+// an encap IP that other nodes can reach (a loopback one cannot be shared, so a node
+// using it is alone).
+func (t topology) tunnelled() bool { return t.EncapIP.IsValid() && !t.EncapIP.IsLoopback() }
+
+// podMTU is the largest pod MTU whose frames still fit the underlay once encapsulated,
+// or fallbackMTU when the underlay is unknown.
+func (t topology) podMTU() int {
+	if !t.tunnelled() || t.EncapMTU == 0 {
+		return fallbackMTU
+	}
+	overhead := geneveOverhead4
+	if t.EncapIP.Is6() {
+		overhead = geneveOverhead6
+	}
+	return t.EncapMTU - overhead
+}
+
+// txOffloadOff decides --tunnel-tx-offload=auto: off when the userspace datapath
+// (netdev) tunnels pod traffic, since OVS 3.1 cannot encapsulate TSO or
+// checksum-pending packets. The kernel datapath segments and checksums before
+// encapsulating, so it keeps offloads (and their throughput) on.
+func (t topology) txOffloadOff(mode, datapathType string) bool {
+	switch mode {
+	case txOffloadOn:
+		return false
+	case txOffloadOff:
+		return true
+	}
+	return datapathType == "netdev" && t.tunnelled()
+}
+
+// discoverTopology reads the encap IP from the local Open_vSwitch row and finds the link
+// of this network namespace that holds it. Neither being there is not an error.
+func discoverTopology(ctx context.Context, vs *ovs.VSwitch) (topology, error) {
+	var t topology
+	ip, err := vs.EncapIP(ctx)
+	if errors.Is(err, ovs.ErrNotFound) {
+		return t, nil
+	}
+	if err != nil {
+		return t, err
+	}
+	t.EncapIP = ip
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return t, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if got, ok := netip.AddrFromSlice(a.IP); ok && got.Unmap() == ip {
+			l, err := netlink.LinkByIndex(a.LinkIndex)
+			if err != nil {
+				return t, fmt.Errorf("link of encap ip %s: %w", ip, err)
+			}
+			t.EncapLink, t.EncapMTU = l.Attrs().Name, l.Attrs().MTU
+			break
+		}
+	}
+	return t, nil
+}
+
+// resolveTopology fills in what the flags left to the topology: the pod MTU (--mtu 0)
+// and whether pod interfaces get tx offload off (--tunnel-tx-offload).
+func resolveTopology(ctx context.Context, o *options, vs *ovs.VSwitch, log logr.Logger) error {
+	t, err := discoverTopology(ctx, vs)
+	if err != nil {
+		return fmt.Errorf("discover tunnel topology: %w", err)
+	}
+	if o.mtu == 0 {
+		o.mtu = t.podMTU()
+	}
+	o.txOffloadOff = t.txOffloadOff(o.tunnelTxOffload, o.datapathType)
+	log.Info("tunnel topology", "encapIP", t.EncapIP, "encapLink", t.EncapLink, "encapMTU", t.EncapMTU,
+		"podMTU", o.mtu, "podTxOffload", !o.txOffloadOff)
+	if t.tunnelled() && t.EncapMTU != 0 && o.mtu > t.podMTU() {
+		log.Info("pod MTU exceeds what the tunnel carries; cross-node packets that large will be dropped",
+			"mtu", o.mtu, "max", t.podMTU())
+	}
+	return nil
+}
