@@ -12,36 +12,38 @@ import (
 )
 
 type options struct {
-	socket          string
-	ovsDB           string
-	nbDB            string
-	bridge          string
-	datapathType    string
-	network         string
-	networkID       uint
-	cidr            netip.Prefix
-	gateway         netip.Addr
-	mtu             int
-	networksFile    string
-	ipamStore       string
-	pinDir          string
-	fastPath        bool
-	metricsAddr     string
-	nodeName        string
-	ovnWait         time.Duration
-	reqTimeout      time.Duration
-	verbosity       int
-	teardown        bool
-	kubeconfig      string
-	leaderNamespace string
-	blockSize       int
+	socket       string
+	ovsDB        string
+	nbDB         string
+	bridge       string
+	datapathType string
+	network      string
+	networkID    uint
+	cidr         netip.Prefix
+	gateway      netip.Addr
+	mtu          int
+	networksFile string
+	ipamStore    string
+	pinDir       string
+	fastPath     bool
+	metricsAddr  string
+	nodeName     string
+	ovnWait      time.Duration
+	reqTimeout   time.Duration
+	verbosity    int
+	teardown     bool
+
+	// Tunnel topology (topology.go). mtu 0 means auto.
+	allocRange      netip.Prefix
+	tunnelTxOffload string // auto, on or off
+	txOffloadOff    bool   // what tunnelTxOffload resolved to
 }
 
 func parseFlags(args []string) (*options, error) {
 	host, _ := os.Hostname()
 	o := &options{}
 	fs := flag.NewFlagSet("sdncni-controller", flag.ContinueOnError)
-	var cidr, gw string
+	var cidr, gw, allocRange string
 	var showVersion bool
 	fs.StringVar(&o.socket, "socket", cniapi.DefaultSocket, "unix socket the CNI binary talks to")
 	fs.StringVar(&o.ovsDB, "ovs-db", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch database endpoint")
@@ -52,7 +54,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.UintVar(&o.networkID, "network-id", 1, "numeric id of the pod network (fast-path VPN key, ≥ 1)")
 	fs.StringVar(&cidr, "cidr", "10.244.0.0/16", "pod network CIDR")
 	fs.StringVar(&gw, "gateway", "", "gateway address (default: the CIDR's first address)")
-	fs.IntVar(&o.mtu, "mtu", 1400, "pod interface MTU")
+	fs.IntVar(&o.mtu, "mtu", 0, "pod interface MTU (0: auto, the MTU of the link holding the OVN encap IP minus the Geneve overhead, or 1400 without a tunnel)")
+	fs.StringVar(&allocRange, "alloc-range", "", "part of --cidr this node allocates pod addresses from (default: all of it)")
+	fs.StringVar(&o.tunnelTxOffload, "tunnel-tx-offload", txOffloadAuto, "tx offload of pod interfaces: auto (off when the netdev datapath tunnels to other nodes), on or off")
 	fs.StringVar(&o.networksFile, "networks-file", "", "JSON file of further isolated networks and their namespaces (see docs/configuration.md)")
 	fs.StringVar(&o.ipamStore, "ipam-store", "/var/lib/sdncni/ipam.json", "address store file")
 	fs.StringVar(&o.pinDir, "bpf-pin-dir", "/sys/fs/bpf/sdncni/"+host, "bpffs directory for the fast path's pins")
@@ -63,9 +67,6 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 60*time.Second, "bound on one CNI request")
 	fs.IntVar(&o.verbosity, "v", 0, "log verbosity (0: requests that fail and lifecycle; 1: every request)")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
-	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the API server: VPNs come from VirtualPrivateNetwork objects (without it: the flags' network and --networks-file)")
-	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "sdncni-system", "namespace of the cluster role's leader-election lease")
-	fs.IntVar(&o.blockSize, "node-block-size", 26, "prefix length of the per-node address blocks of the default VPN")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -86,6 +87,22 @@ func parseFlags(args []string) (*options, error) {
 		o.gateway = p.Addr().Next()
 	} else if o.gateway, err = netip.ParseAddr(gw); err != nil {
 		return nil, fmt.Errorf("--gateway: %w", err)
+	}
+	if allocRange != "" {
+		if o.allocRange, err = netip.ParsePrefix(allocRange); err != nil {
+			return nil, fmt.Errorf("--alloc-range: %w", err)
+		}
+		if o.allocRange != o.allocRange.Masked() || o.allocRange.Bits() < p.Bits() || !p.Contains(o.allocRange.Addr()) {
+			return nil, fmt.Errorf("--alloc-range %s is not a sub-prefix of --cidr %s", o.allocRange, p)
+		}
+	}
+	if o.mtu != 0 && (o.mtu < 576 || o.mtu > 65535) {
+		return nil, fmt.Errorf("--mtu %d out of range 576-65535 (or 0 for auto)", o.mtu)
+	}
+	switch o.tunnelTxOffload {
+	case txOffloadAuto, txOffloadOn, txOffloadOff:
+	default:
+		return nil, fmt.Errorf("--tunnel-tx-offload %q: want auto, on or off", o.tunnelTxOffload)
 	}
 	if o.networkID == 0 || o.networkID > 1<<32-1 {
 		return nil, fmt.Errorf("--network-id must be in 1..%d", uint32(1<<32-1))

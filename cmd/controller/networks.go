@@ -29,6 +29,9 @@ type networksFile struct {
 func buildNetworks(o *options) (*attach.StaticNetworks, error) {
 	def := attach.Network{Name: o.network, ID: uint32(o.networkID), Prefix: o.cidr, Gateway: o.gateway,
 		MTU: o.mtu, FastPath: true}
+	if o.allocRange.IsValid() {
+		def.Ranges = []netip.Prefix{o.allocRange}
+	}
 	nets := []attach.Network{def}
 	nsMap := map[string][]string{}
 	if o.networksFile != "" {

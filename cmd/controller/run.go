@@ -48,6 +48,9 @@ func run(ctx context.Context, o *options) error {
 	if err := vs.EnsureBridge(startCtx, o.bridge, o.datapathType); err != nil {
 		return err
 	}
+	if err := resolveTopology(startCtx, o, vs, log); err != nil {
+		return err
+	}
 	nb, err := ovs.NewNorthbound(startCtx, o.nbDB, log.WithName("nbdb"))
 	if err != nil {
 		return fmt.Errorf("connect to ovn northbound: %w", err)
@@ -67,34 +70,21 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
-	var networks attach.Networks
-	if o.kubeconfig != "" {
-		// The manager lives as long as the controller, not the start-up deadline.
-		kn, err := kubeMode(ctx, o, nb, dp, log)
-		if err != nil {
-			return err
-		}
-		networks = kn
-	} else {
-		sn, err := buildNetworks(o)
-		if err != nil {
-			return err
-		}
-		for _, n := range sn.All() {
-			if err := dp.SetVPNFastPath(startCtx, n.ID, n.FastPath); err != nil {
-				return err
-			}
-		}
-		networks = sn
+	networks, err := buildNetworks(o)
+	if err != nil {
+		return err
 	}
-	mgr := attach.New(attach.Config{Bridge: o.bridge, NodeName: o.nodeName, OVNWait: o.ovnWait},
+	for _, n := range networks.All() {
+		if err := dp.SetVPNFastPath(startCtx, n.ID, n.FastPath); err != nil {
+			return err
+		}
+	}
+	mgr := attach.New(attach.Config{Bridge: o.bridge, NodeName: o.nodeName, OVNWait: o.ovnWait,
+		TxOffloadOff: o.txOffloadOff},
 		attach.Deps{VSwitch: vs, Northbound: nb, IPAM: store, Datapath: dp, Networks: networks},
 		log.WithName("attach"))
-	if o.kubeconfig == "" {
-		// With VPNs the cluster role realises networks in OVN.
-		if err := mgr.EnsureNetworks(startCtx); err != nil {
-			return err
-		}
+	if err := mgr.EnsureNetworks(startCtx); err != nil {
+		return err
 	}
 	rep, err := mgr.Reconcile(startCtx)
 	if err != nil {
