@@ -1,16 +1,21 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +24,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sdncni/sdncni/internal/testenv"
@@ -236,14 +242,22 @@ func (n *node) cni() *libcni.CNIConfig {
 // pod is a network namespace standing in for a pod sandbox.
 type pod struct {
 	name, netns, containerID, ifname string
+	namespace                        string // Kubernetes namespace (K8S_POD_NAMESPACE)
 }
 
 func newPod(t *testing.T, name string) *pod {
 	t.Helper()
+	return newPodIn(t, name, "default")
+}
+
+// newPodIn makes a pod of the Kubernetes namespace k8sNamespace (which picks its network).
+func newPodIn(t *testing.T, name, k8sNamespace string) *pod {
+	t.Helper()
 	ns := "sdncni-e2e-" + randHex(4)
 	out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput()
 	require.NoError(t, err, string(out))
-	p := &pod{name: name, netns: "/run/netns/" + ns, containerID: "c" + randHex(12), ifname: "eth0"}
+	p := &pod{name: name, netns: "/run/netns/" + ns, containerID: "c" + randHex(12), ifname: "eth0",
+		namespace: k8sNamespace}
 	t.Cleanup(func() { p.deleteNetns() })
 	return p
 }
@@ -255,7 +269,7 @@ func (p *pod) deleteNetns() {
 func (p *pod) rt() *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{
 		ContainerID: p.containerID, NetNS: p.netns, IfName: p.ifname,
-		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", p.name}},
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", p.namespace}, {"K8S_POD_NAME", p.name}},
 	}
 }
 
@@ -360,3 +374,156 @@ func names(p *pod) attach.Names {
 func hostIf(p *pod) string  { return names(p).HostIf }
 func ovsIf(p *pod) string   { return names(p).OVSIf }
 func lspName(p *pod) string { return names(p).LSP }
+
+// restartController stops the controller (SIGTERM) and starts it again with extra as its
+// extra flags (replacing those of withControllerArgs).
+func (n *node) restartController(extra ...string) {
+	n.t.Helper()
+	n.stopController()
+	n.extra = extra
+	n.startController()
+}
+
+// metricsAddr is where withMetrics makes the controller serve /metrics, inside the node
+// netns (each node has its own loopback, so one fixed port serves every node).
+const metricsAddr = "127.0.0.1:9465"
+
+// withMetrics makes the controller serve Prometheus metrics on metricsAddr in the node netns.
+func withMetrics() nodeOption { return withControllerArgs("--metrics-addr", metricsAddr) }
+
+// testNetwork is one entry of a --networks-file.
+type testNetwork struct {
+	Name       string   `json:"name"`
+	ID         uint32   `json:"id"`
+	CIDR       string   `json:"cidr"`
+	MTU        int      `json:"mtu,omitempty"`
+	FastPath   bool     `json:"fastPath"`
+	Namespaces []string `json:"namespaces"`
+}
+
+// writeNetworksFile writes a --networks-file for nets and returns its path.
+func writeNetworksFile(t *testing.T, nets ...testNetwork) string {
+	t.Helper()
+	data, err := json.Marshal(map[string][]testNetwork{"networks": nets})
+	require.NoError(t, err)
+	f := filepath.Join(t.TempDir(), "networks.json")
+	require.NoError(t, os.WriteFile(f, data, 0o644))
+	return f
+}
+
+// datapathCounters scrapes sdncni_datapath_packets_total from the controller's /metrics
+// (withMetrics), from inside the node netns: reason → packets.
+func (n *node) datapathCounters(t *testing.T) map[string]int64 {
+	t.Helper()
+	nodeNS, err := ns.GetNS(n.ovn.NetNSPath)
+	require.NoError(t, err)
+	defer nodeNS.Close()
+	// Dial inside the netns on this locked thread; the socket stays in that netns. (An
+	// http.Client would dial from another goroutine, i.e. maybe another netns.)
+	var c net.Conn
+	require.NoError(t, nodeNS.Do(func(ns.NetNS) error {
+		var err error
+		c, err = net.DialTimeout("tcp4", metricsAddr, 5*time.Second)
+		return err
+	}))
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	counts := map[string]int64{}
+	const prefix = `sdncni_datapath_packets_total{reason="`
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		reason, val, ok := strings.Cut(rest, `"} `)
+		require.True(t, ok, "metric line %q", line)
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		require.NoError(t, err, "metric line %q", line)
+		counts[reason] = int64(v)
+	}
+	require.Contains(t, counts, "redirect_fast", "no datapath counters in /metrics:\n%s", body)
+	return counts
+}
+
+// portCounters are packet counters of one interface.
+type portCounters struct{ rx, tx int64 }
+
+func (c portCounters) sub(o portCounters) portCounters { return portCounters{c.rx - o.rx, c.tx - o.tx} }
+func (c portCounters) sum() int64                      { return c.rx + c.tx }
+
+// ovsPortCounters reads OVS's packet counters of the pod's OVS port live over OpenFlow
+// (ovs-ofctl dump-ports on the bridge's management socket; the Interface statistics
+// column in OVSDB is only refreshed every few seconds). rx is what OVS received from the
+// pod, tx what OVS sent to it.
+func (n *node) ovsPortCounters(t *testing.T, p *pod) portCounters {
+	t.Helper()
+	mgmt := filepath.Join(n.ovn.Env["SDNCNI_NODE_DIR"], n.ovn.Bridge+".mgmt")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ovs-ofctl", "-O", "OpenFlow13", "dump-ports", "unix:"+mgmt, ovsIf(p)).CombinedOutput()
+	require.NoError(t, err, string(out))
+	c, err := parseDumpPorts(string(out))
+	require.NoError(t, err)
+	return c
+}
+
+// parseDumpPorts reads the packet counters of the one port in ovs-ofctl dump-ports output:
+//
+//	port  "sdno…": rx pkts=10, bytes=1234, drop=0, errs=0, frame=0, over=0, crc=0
+//	         tx pkts=2, bytes=99, drop=0, errs=0, coll=0
+func parseDumpPorts(out string) (portCounters, error) {
+	var c portCounters
+	var seenRx, seenTx bool
+	for _, line := range strings.Split(out, "\n") {
+		l := strings.TrimSpace(line)
+		if strings.HasPrefix(l, "port ") {
+			_, rest, ok := strings.Cut(l, ": ")
+			if !ok {
+				continue
+			}
+			l = rest
+		}
+		dir, rest, ok := strings.Cut(l, " pkts=")
+		if !ok || (dir != "rx" && dir != "tx") {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+		if err != nil {
+			return c, fmt.Errorf("parse dump-ports line %q: %w", line, err)
+		}
+		if dir == "rx" {
+			c.rx, seenRx = v, true
+		} else {
+			c.tx, seenTx = v, true
+		}
+	}
+	if !seenRx || !seenTx {
+		return c, fmt.Errorf("parse dump-ports: no rx/tx counters in %q", out)
+	}
+	return c, nil
+}
+
+// podLinkCounters reads the packet counters of the pod's eth0 (what the pod's stack
+// sent and received; GSO packets count once, as they do in the tc programs).
+func podLinkCounters(t *testing.T, p *pod) portCounters {
+	t.Helper()
+	out, err := inPod(p, "ip", "-j", "-s", "link", "show", p.ifname)
+	require.NoError(t, err, string(out))
+	var links []struct {
+		Stats64 struct {
+			RX struct{ Packets int64 } `json:"rx"`
+			TX struct{ Packets int64 } `json:"tx"`
+		} `json:"stats64"`
+	}
+	require.NoError(t, json.Unmarshal(out, &links), string(out))
+	require.Len(t, links, 1)
+	return portCounters{rx: links[0].Stats64.RX.Packets, tx: links[0].Stats64.TX.Packets}
+}

@@ -1,0 +1,578 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/stretchr/testify/require"
+)
+
+// The tests of this file drive real traffic between pods and judge which path it took
+// from independent readers: the pods' own link counters, OVS's port counters (over
+// OpenFlow) and the datapath's counters as the controller exports them on /metrics.
+
+const (
+	bulkBytes    = 32 << 20 // bulk TCP per run
+	udpDatagrams = 200
+	// ovsSlack is how many packets OVS ports may see while the fast path carries the
+	// traffic (ARP re-validation, a stray IPv6 packet of the pod's own stack).
+	ovsSlack = 12
+)
+
+// trafficSnapshot holds every counter the path checks compare.
+type trafficSnapshot struct {
+	dp       map[string]int64
+	ovsA     portCounters
+	ovsB     portCounters
+	podA     portCounters
+	podB     portCounters
+	taken    time.Time
+	hasStats bool
+}
+
+func snapshot(t *testing.T, n *node, a, b *pod) trafficSnapshot {
+	t.Helper()
+	return trafficSnapshot{dp: n.datapathCounters(t), ovsA: n.ovsPortCounters(t, a), ovsB: n.ovsPortCounters(t, b),
+		podA: podLinkCounters(t, a), podB: podLinkCounters(t, b), taken: time.Now(), hasStats: true}
+}
+
+// trafficDelta is what moved between two snapshots.
+type trafficDelta struct {
+	redirectFast int64
+	dp           map[string]int64
+	ovs          int64 // rx+tx of both pods' OVS ports
+	ovsRx        int64 // what OVS received from both pods
+	podsTx       int64 // packets both pods sent
+	podA, podB   portCounters
+}
+
+func delta(before, after trafficSnapshot) trafficDelta {
+	d := trafficDelta{dp: map[string]int64{}}
+	for k, v := range after.dp {
+		if dv := v - before.dp[k]; dv != 0 {
+			d.dp[k] = dv
+		}
+	}
+	d.redirectFast = d.dp["redirect_fast"]
+	oa, ob := after.ovsA.sub(before.ovsA), after.ovsB.sub(before.ovsB)
+	d.ovs, d.ovsRx = oa.sum()+ob.sum(), oa.rx+ob.rx
+	d.podA, d.podB = after.podA.sub(before.podA), after.podB.sub(before.podB)
+	d.podsTx = d.podA.tx + d.podB.tx
+	return d
+}
+
+func (d trafficDelta) String() string {
+	return fmt.Sprintf("pods sent %d packets (A tx %d rx %d, B tx %d rx %d); OVS ports of both pods moved %d (rx %d); datapath %v",
+		d.podsTx, d.podA.tx, d.podA.rx, d.podB.tx, d.podB.rx, d.ovs, d.ovsRx, d.dp)
+}
+
+// moveTraffic runs the standard traffic mix from a to b and checks that it arrived
+// intact and once: a fast ping burst without duplicates, bulk TCP, and UDP datagrams
+// each received exactly once.
+func moveTraffic(t *testing.T, a, b *pod, ipB netip.Addr, bulk int) {
+	t.Helper()
+	pingBurst(t, a, ipB, 50)
+	bulkTCP(t, a, b, ipB, bulk)
+	udpExactlyOnce(t, a, b, ipB, udpDatagrams)
+}
+
+// pingBurst sends count echo requests quickly and requires every reply, each once.
+func pingBurst(t *testing.T, p *pod, dst netip.Addr, count int) {
+	t.Helper()
+	out, err := inPod(p, "ping", "-q", "-c", fmt.Sprint(count), "-i", "0.01", "-W", "2", dst.String())
+	require.NoError(t, err, "ping %s from %s:\n%s", dst, p.name, out)
+	require.Contains(t, string(out), fmt.Sprintf("%d packets transmitted, %d received,", count, count), string(out))
+	require.NotContains(t, string(out), "duplicates", "duplicated replies:\n%s", out)
+}
+
+// listenIn opens a listener inside p's netns.
+func listenIn(t *testing.T, p *pod, network, addr string) (l net.Listener, pc net.PacketConn) {
+	t.Helper()
+	pns, err := ns.GetNS(p.netns)
+	require.NoError(t, err)
+	defer pns.Close()
+	require.NoError(t, pns.Do(func(ns.NetNS) error {
+		var err error
+		if strings.HasPrefix(network, "udp") {
+			pc, err = net.ListenPacket(network, addr)
+		} else {
+			l, err = net.Listen(network, addr)
+		}
+		return err
+	}))
+	return l, pc
+}
+
+// dialFrom dials from inside p's netns.
+func dialFrom(p *pod, network, addr string, timeout time.Duration) (net.Conn, error) {
+	pns, err := ns.GetNS(p.netns)
+	if err != nil {
+		return nil, err
+	}
+	defer pns.Close()
+	var c net.Conn
+	err = pns.Do(func(ns.NetNS) error {
+		var err error
+		c, err = net.DialTimeout(network, addr, timeout)
+		return err
+	})
+	return c, err
+}
+
+// bulkTCP sends size bytes from a to b over one TCP connection; b counts them.
+func bulkTCP(t *testing.T, a, b *pod, ipB netip.Addr, size int) {
+	t.Helper()
+	l, _ := listenIn(t, b, "tcp4", ":7780")
+	defer l.Close()
+	type res struct {
+		n   int64
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			done <- res{err: err}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		n, err := io.Copy(io.Discard, c)
+		done <- res{n, err}
+	}()
+	c, err := dialFrom(a, "tcp4", netip.AddrPortFrom(ipB, 7780).String(), 5*time.Second)
+	require.NoError(t, err)
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 256<<10)
+	for sent := 0; sent < size; sent += len(buf) {
+		_, err := c.Write(buf)
+		require.NoError(t, err)
+	}
+	require.NoError(t, c.Close())
+	r := <-done
+	require.NoError(t, r.err)
+	require.Equal(t, int64(size), r.n, "bytes received")
+}
+
+// udpExactlyOnce sends count numbered datagrams from a to b and requires b to receive
+// each number exactly once.
+func udpExactlyOnce(t *testing.T, a, b *pod, ipB netip.Addr, count int) {
+	t.Helper()
+	_, pc := listenIn(t, b, "udp4", ":7781")
+	defer pc.Close()
+	seen := make([]int, count)
+	var bad []string
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		idle := 3 * time.Second // until the first datagram
+		for {
+			// The sender paces its datagrams 1 ms apart: 500 ms of silence means it is
+			// over, and a duplicate would have come by then.
+			_ = pc.SetReadDeadline(time.Now().Add(idle))
+			idle = 500 * time.Millisecond
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			seq := int(binary.BigEndian.Uint32(buf[:4]))
+			if n != 512 || seq >= count {
+				bad = append(bad, fmt.Sprintf("datagram of %d bytes, seq %d", n, seq))
+				continue
+			}
+			seen[seq]++
+		}
+	})
+	c, err := dialFrom(a, "udp4", netip.AddrPortFrom(ipB, 7781).String(), 5*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	msg := make([]byte, 512)
+	for i := range count {
+		binary.BigEndian.PutUint32(msg, uint32(i))
+		_, err := c.Write(msg)
+		require.NoError(t, err)
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	require.Empty(t, bad)
+	var wrong []string
+	for i, k := range seen {
+		if k != 1 {
+			wrong = append(wrong, fmt.Sprintf("seq %d seen %d times", i, k))
+		}
+	}
+	require.Empty(t, wrong, "each datagram must arrive exactly once")
+}
+
+// TestFastPathTraffic: the same traffic between two pods of the default network, with
+// the fast path on and off. On: the datapath redirects it pod to pod, OVS's ports of the
+// two pods stay flat (ARP aside) and every packet arrives once. Off: it all crosses OVS
+// and the datapath redirects nothing.
+func TestFastPathTraffic(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fast bool
+	}{{"on", true}, {"off", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t, withMetrics(), withControllerArgs(fmt.Sprintf("--fast-path=%t", tc.fast)))
+			const v = "1.1.0"
+			a, b := newPod(t, "fp-a"), newPod(t, "fp-b")
+			n.mustAdd(t, v, a)
+			ipB := n.mustAdd(t, v, b)
+			t.Cleanup(func() { _ = n.del(t, v, a); _ = n.del(t, v, b) })
+			ping(t, a, ipB) // resolves ARP both ways before the counted traffic
+
+			before := snapshot(t, n, a, b)
+			moveTraffic(t, a, b, ipB, bulkBytes)
+			d := delta(before, snapshot(t, n, a, b))
+			t.Logf("fast path %s: %s", tc.name, d)
+			require.Greater(t, d.podsTx, int64(udpDatagrams+100), "traffic must have moved")
+			if tc.fast {
+				assertFastPath(t, d)
+			} else {
+				assertSlowPath(t, d)
+			}
+			require.NoError(t, n.check(t, v, a))
+			require.NoError(t, n.check(t, v, b))
+		})
+	}
+}
+
+// assertFastPath: the datapath redirected (about) every packet the pods sent, OVS saw at
+// most a handful, and each pod received exactly what the other sent.
+func assertFastPath(t *testing.T, d trafficDelta) {
+	t.Helper()
+	require.GreaterOrEqual(t, d.redirectFast, d.podsTx-ovsSlack, "redirect_fast must count the packets moved: %s", d)
+	require.LessOrEqual(t, d.ovs, max(ovsSlack, d.podsTx/100), "OVS ports must stay flat on the fast path: %s", d)
+	require.InDelta(t, d.podA.tx, d.podB.rx, ovsSlack, "B must receive what A sent, once: %s", d)
+	require.InDelta(t, d.podB.tx, d.podA.rx, ovsSlack, "A must receive what B sent, once: %s", d)
+}
+
+// assertSlowPath: OVS received at least every packet the pods sent; nothing was
+// redirected pod to pod.
+func assertSlowPath(t *testing.T, d trafficDelta) {
+	t.Helper()
+	require.GreaterOrEqual(t, d.ovsRx, d.podsTx, "OVS must carry every packet: %s", d)
+	require.Zero(t, d.redirectFast, "nothing may take the fast path: %s", d)
+}
+
+// bannerPort is where serveBanner answers with the pod's name.
+const bannerPort = 7001
+
+// serveBanner makes p answer every TCP connection on bannerPort with its name, so a
+// client knows which pod it reached when several pods share an address.
+func serveBanner(t *testing.T, p *pod) {
+	t.Helper()
+	l, _ := listenIn(t, p, "tcp4", fmt.Sprintf(":%d", bannerPort))
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.WriteString(c, p.name)
+			_ = c.Close()
+		}
+	}()
+}
+
+// banner connects from p to dst's banner and returns the name it reads.
+func banner(p *pod, dst netip.Addr, timeout time.Duration) (string, error) {
+	c, err := dialFrom(p, "tcp4", netip.AddrPortFrom(dst, bannerPort).String(), timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+// requireReaches: p reaches the pod want at dst over ICMP (replies once) and TCP, and
+// it is that pod that answers.
+func requireReaches(t *testing.T, p *pod, dst netip.Addr, want *pod) {
+	t.Helper()
+	ping(t, p, dst)
+	got, err := banner(p, dst, 5*time.Second)
+	require.NoError(t, err, "%s → %s (%s)", p.name, dst, want.name)
+	require.Equal(t, want.name, got, "%s → %s reached the wrong pod", p.name, dst)
+}
+
+// cannotReach reports why p could reach dst, or "" when it could not: a TCP connect to
+// the banner must time out (a refusal would mean a host answered) or fail for lack of a
+// route/neighbour, and pings must get no reply.
+func cannotReach(p *pod, dst netip.Addr) string {
+	var problems []string
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	add := func(s string) { mu.Lock(); problems = append(problems, s); mu.Unlock() }
+	wg.Go(func() {
+		name, err := banner(p, dst, 1500*time.Millisecond)
+		var ne net.Error
+		switch {
+		case err == nil:
+			add(fmt.Sprintf("TCP connected and %q answered", name))
+		case errors.As(err, &ne) && ne.Timeout():
+		case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		default:
+			add(fmt.Sprintf("TCP connect did not time out: %v", err))
+		}
+	})
+	wg.Go(func() {
+		out, err := inPod(p, "ping", "-c", "2", "-i", "0.5", "-W", "1", dst.String())
+		if err == nil || strings.Contains(string(out), "bytes from") {
+			add(fmt.Sprintf("ping got a reply:\n%s", out))
+		}
+	})
+	wg.Wait()
+	if len(problems) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s → %s: %s", p.name, dst, strings.Join(problems, "; "))
+}
+
+// TestIsolationBothPaths: three networks on one node, two of them with the same CIDR.
+// Pods of a network reach each other (and, at an address that also exists in the
+// overlapping network, the pod of their own network); no pod reaches a pod of another
+// network, with the fast path on and then off (controller restarted with the flag).
+func TestIsolationBothPaths(t *testing.T) {
+	nets := writeNetworksFile(t,
+		testNetwork{Name: "tenant-b", ID: 2, CIDR: "10.77.0.0/24", MTU: 1400, FastPath: true, Namespaces: []string{"ns-b"}},
+		testNetwork{Name: "tenant-c", ID: 3, CIDR: "10.88.0.0/24", MTU: 1400, FastPath: true, Namespaces: []string{"ns-c"}})
+	args := []string{"--metrics-addr", metricsAddr, "--networks-file", nets}
+	n := newNode(t, withControllerArgs(args...))
+	const v = "1.1.0"
+
+	ips := map[*pod]netip.Addr{}
+	add := func(name, k8sNS string) *pod {
+		p := newPodIn(t, name, k8sNS)
+		ips[p] = n.mustAdd(t, v, p)
+		t.Cleanup(func() { _ = n.del(t, v, p) })
+		return p
+	}
+	// Default network: x1, x2, a hole, x3; tenant-b (same CIDR): y1, y2, y3. So x1/y1
+	// and x2/y2 share addresses, and x3 and y3 each have one the other network lacks.
+	x1, x2 := add("x1", "default"), add("x2", "default")
+	gap := add("gap", "default")
+	x3 := add("x3", "default")
+	require.NoError(t, n.del(t, v, gap))
+	delete(ips, gap)
+	y1, y2, y3 := add("y1", "ns-b"), add("y2", "ns-b"), add("y3", "ns-b")
+	z1, z2 := add("z1", "ns-c"), add("z2", "ns-c")
+	require.Equal(t, ips[x1], ips[y1], "overlapping networks should hand out the same first address")
+	require.Equal(t, ips[x2], ips[y2])
+	require.True(t, netip.MustParsePrefix("10.88.0.0/24").Contains(ips[z1]))
+	byNet := [][]*pod{{x1, x2, x3}, {y1, y2, y3}, {z1, z2}}
+	has := func(net []*pod, a netip.Addr) bool {
+		for _, p := range net {
+			if ips[p] == a {
+				return true
+			}
+		}
+		return false
+	}
+	for _, net := range byNet {
+		for _, p := range net {
+			serveBanner(t, p)
+		}
+	}
+
+	for _, mode := range []struct {
+		name string
+		fast bool
+	}{{"fast path on", true}, {"fast path off", false}} {
+		if !mode.fast {
+			n.restartController(append(args, "--fast-path=false")...)
+		}
+		before := n.datapathCounters(t)
+		// Within a network: everyone reaches everyone, at the right pod.
+		for _, net := range byNet {
+			for _, p := range net {
+				for _, q := range net {
+					if p != q {
+						requireReaches(t, p, ips[q], q)
+					}
+				}
+			}
+		}
+		// Across networks: every address of another network that the source's own
+		// network does not have is unreachable.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var leaks []string
+		pairs := 0
+		for i, src := range byNet {
+			for j, dstNet := range byNet {
+				if i == j {
+					continue
+				}
+				for _, dst := range dstNet {
+					if has(src, ips[dst]) {
+						continue // that address is a pod of src's own network
+					}
+					pairs++
+					wg.Go(func() {
+						if why := cannotReach(src[0], ips[dst]); why != "" {
+							mu.Lock()
+							leaks = append(leaks, why+" (a pod of another network)")
+							mu.Unlock()
+						}
+					})
+				}
+			}
+		}
+		wg.Wait()
+		require.Empty(t, leaks, mode.name)
+		require.GreaterOrEqual(t, pairs, 8)
+		after := n.datapathCounters(t)
+		fast := after["redirect_fast"] - before["redirect_fast"]
+		t.Logf("%s: %d cross-network pairs isolated; redirect_fast +%d, cross_vpn_or_unknown_dst +%d, fastpath_off +%d",
+			mode.name, pairs, fast, after["to_ovs_cross_vpn_or_unknown_dst"]-before["to_ovs_cross_vpn_or_unknown_dst"],
+			after["to_ovs_fastpath_off"]-before["to_ovs_fastpath_off"])
+		if mode.fast {
+			require.Positive(t, fast, "same-network traffic should have taken the fast path")
+		} else {
+			require.Zero(t, fast, "nothing may take the fast path when it is off")
+		}
+	}
+}
+
+// TestStreamSurvivesControllerKill: a TCP stream runs for 8 s while the controller is
+// SIGKILLed and restarted; the receiver sees every byte in order, no reset, no pause
+// over a second, and the stream is still on the fast path after the restart.
+func TestStreamSurvivesControllerKill(t *testing.T) {
+	n := newNode(t, withMetrics())
+	const v = "1.1.0"
+	a, b := newPod(t, "stream-a"), newPod(t, "stream-b")
+	n.mustAdd(t, v, a)
+	ipB := n.mustAdd(t, v, b)
+	t.Cleanup(func() { _ = n.del(t, v, a); _ = n.del(t, v, b) })
+	ping(t, a, ipB)
+
+	const (
+		duration = 8 * time.Second
+		chunk    = 128 // uint64 sequence numbers per write
+		pace     = 2 * time.Millisecond
+	)
+	l, _ := listenIn(t, b, "tcp4", ":7790")
+	defer l.Close()
+	type result struct {
+		numbers uint64
+		maxGap  time.Duration
+		err     error
+	}
+	got := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() { got <- r }()
+		c, err := l.Accept()
+		if err != nil {
+			r.err = err
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 8*chunk)
+		last := time.Now()
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			k, err := io.ReadFull(c, buf[:8])
+			if errors.Is(err, io.EOF) && k == 0 {
+				return
+			}
+			if err != nil {
+				r.err = fmt.Errorf("after %d numbers: %w", r.numbers, err)
+				return
+			}
+			if gap := time.Since(last); gap > r.maxGap {
+				r.maxGap = gap
+			}
+			last = time.Now()
+			if x := binary.BigEndian.Uint64(buf[:8]); x != r.numbers {
+				r.err = fmt.Errorf("expected number %d, got %d", r.numbers, x)
+				return
+			}
+			r.numbers++
+		}
+	}()
+	c, err := dialFrom(a, "tcp4", netip.AddrPortFrom(ipB, 7790).String(), 5*time.Second)
+	require.NoError(t, err)
+	sent := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() { c.Close(); sent <- r }()
+		buf := make([]byte, 8*chunk)
+		end := time.Now().Add(duration)
+		for time.Now().Before(end) {
+			for i := range chunk {
+				binary.BigEndian.PutUint64(buf[8*i:], r.numbers+uint64(i))
+			}
+			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write(buf); err != nil {
+				r.err = err
+				return
+			}
+			r.numbers += chunk
+			time.Sleep(pace)
+		}
+	}()
+
+	time.Sleep(2 * time.Second)
+	n.killController()
+	killed := time.Now()
+	n.startController()
+	t.Logf("controller back after %v", time.Since(killed).Round(time.Millisecond))
+	afterRestart := n.datapathCounters(t)
+	s, r := <-sent, <-got
+	end := n.datapathCounters(t)
+	require.NoError(t, s.err, "sender")
+	require.NoError(t, r.err, "receiver")
+	require.Equal(t, s.numbers, r.numbers, "the receiver must get every number sent")
+	require.Less(t, r.maxGap, time.Second, "longest pause in the stream")
+	fast := end["redirect_fast"] - afterRestart["redirect_fast"]
+	t.Logf("stream: %d numbers (%d KiB), longest pause %v, redirect_fast +%d after the restart",
+		r.numbers, r.numbers*8>>10, r.maxGap.Round(time.Millisecond), fast)
+	require.Positive(t, fast, "the stream should still take the fast path after the restart")
+	require.NoError(t, n.check(t, v, a))
+	require.NoError(t, n.check(t, v, b))
+}
+
+// TestPerNetworkFastPathSwitch: a network configured with "fastPath": false carries its
+// pods' traffic through OVS while the default network keeps the fast path.
+func TestPerNetworkFastPathSwitch(t *testing.T) {
+	nets := writeNetworksFile(t,
+		testNetwork{Name: "slow", ID: 2, CIDR: "10.78.0.0/24", MTU: 1400, FastPath: false, Namespaces: []string{"ns-slow"}})
+	n := newNode(t, withMetrics(), withControllerArgs("--networks-file", nets))
+	const v = "1.1.0"
+	for _, tc := range []struct {
+		k8sNS string
+		fast  bool
+	}{{"default", true}, {"ns-slow", false}} {
+		a, b := newPodIn(t, "sw-a-"+tc.k8sNS, tc.k8sNS), newPodIn(t, "sw-b-"+tc.k8sNS, tc.k8sNS)
+		n.mustAdd(t, v, a)
+		ipB := n.mustAdd(t, v, b)
+		t.Cleanup(func() { _ = n.del(t, v, a); _ = n.del(t, v, b) })
+		ping(t, a, ipB)
+		before := snapshot(t, n, a, b)
+		moveTraffic(t, a, b, ipB, 8<<20)
+		d := delta(before, snapshot(t, n, a, b))
+		t.Logf("namespace %s: %s", tc.k8sNS, d)
+		if tc.fast {
+			assertFastPath(t, d)
+		} else {
+			assertSlowPath(t, d)
+			require.GreaterOrEqual(t, d.dp["to_ovs_fastpath_off"], d.podsTx-ovsSlack, "%s", d)
+		}
+	}
+}
