@@ -12,26 +12,29 @@ import (
 )
 
 type options struct {
-	socket       string
-	ovsDB        string
-	nbDB         string
-	bridge       string
-	datapathType string
-	network      string
-	networkID    uint
-	cidr         netip.Prefix
-	gateway      netip.Addr
-	mtu          int
-	networksFile string
-	ipamStore    string
-	pinDir       string
-	fastPath     bool
-	metricsAddr  string
-	nodeName     string
-	ovnWait      time.Duration
-	reqTimeout   time.Duration
-	verbosity    int
-	teardown     bool
+	socket          string
+	ovsDB           string
+	nbDB            string
+	bridge          string
+	datapathType    string
+	network         string
+	networkID       uint
+	cidr            netip.Prefix
+	gateway         netip.Addr
+	mtu             int
+	networksFile    string
+	ipamStore       string
+	pinDir          string
+	fastPath        bool
+	metricsAddr     string
+	nodeName        string
+	ovnWait         time.Duration
+	reqTimeout      time.Duration
+	verbosity       int
+	teardown        bool
+	kubeconfig      string
+	leaderNamespace string
+	blockSize       int
 
 	// Tunnel topology (topology.go). mtu 0 means auto.
 	allocRange      netip.Prefix
@@ -67,6 +70,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 60*time.Second, "bound on one CNI request")
 	fs.IntVar(&o.verbosity, "v", 0, "log verbosity (0: requests that fail and lifecycle; 1: every request)")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the API server: VPNs come from VirtualPrivateNetwork objects (without it: the flags' network and --networks-file)")
+	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "sdncni-system", "namespace of the cluster role's leader-election lease")
+	fs.IntVar(&o.blockSize, "node-block-size", 26, "prefix length of the per-node address blocks of the default VPN")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -70,21 +70,35 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
-	networks, err := buildNetworks(o)
-	if err != nil {
-		return err
-	}
-	for _, n := range networks.All() {
-		if err := dp.SetVPNFastPath(startCtx, n.ID, n.FastPath); err != nil {
+	var networks attach.Networks
+	if o.kubeconfig != "" {
+		// The manager lives as long as the controller, not the start-up deadline.
+		kn, err := kubeMode(ctx, o, nb, dp, log)
+		if err != nil {
 			return err
 		}
+		networks = kn
+	} else {
+		sn, err := buildNetworks(o)
+		if err != nil {
+			return err
+		}
+		for _, n := range sn.All() {
+			if err := dp.SetVPNFastPath(startCtx, n.ID, n.FastPath); err != nil {
+				return err
+			}
+		}
+		networks = sn
 	}
 	mgr := attach.New(attach.Config{Bridge: o.bridge, NodeName: o.nodeName, OVNWait: o.ovnWait,
 		TxOffloadOff: o.txOffloadOff},
 		attach.Deps{VSwitch: vs, Northbound: nb, IPAM: store, Datapath: dp, Networks: networks},
 		log.WithName("attach"))
-	if err := mgr.EnsureNetworks(startCtx); err != nil {
-		return err
+	if o.kubeconfig == "" {
+		// With VPNs the cluster role realises networks in OVN.
+		if err := mgr.EnsureNetworks(startCtx); err != nil {
+			return err
+		}
 	}
 	rep, err := mgr.Reconcile(startCtx)
 	if err != nil {
