@@ -13,19 +13,34 @@
 #   --dir DIR          (SDNCNI_DEV_DIR, default /run/sdncni-dev) every db/run/log/pid/ctl file
 #   --netns NAME       (SDNCNI_NETNS, default sdncni-node1) the simulated node
 #   --system-id ID     (default: the netns name) OVN chassis name
-#   --encap-ip IP      (default 127.0.0.1, inside the node netns) Geneve endpoint
+#   --encap-ip IP[/LEN] (default 127.0.0.1, inside the node netns) Geneve endpoint
+#   --underlay NETNS   put the node on an underlay: a Linux bridge in network namespace
+#                      NETNS (created if missing), joined by a veth to the node's br-phy,
+#                      a netdev OVS bridge whose internal port holds the encap IP (LEN
+#                      default 24). Needed for Geneve between nodes: the userspace
+#                      datapath routes and ARPs for its tunnels itself, through a bridge
+#                      of its own datapath.
 #
 # Layout: DIR/central/ holds the OVN NB and SB ovsdb-servers and ovn-northd (root netns);
 # DIR/node-NAME/ holds a node's conf.db ovsdb-server (root netns) and its ovs-vswitchd and
 # ovn-controller, which run inside the network namespace NAME (entered with nsenter, not
 # 'ip netns exec', so /sys and bpffs pins stay shared). Everything talks over unix sockets,
 # which work across network namespaces. 'up' writes DIR/env (sourceable); each node also
-# gets DIR/node-NAME/env.
+# gets DIR/node-NAME/env. With --underlay, DIR/underlay-NETNS/ marks the underlay netns:
+#
+#   node netns A                 underlay netns U              node netns B
+#   br-int (geneve port to B)   +--------------------+         br-int (geneve port to A)
+#   br-phy (encap IP A)         |        br-ul       |         br-phy (encap IP B)
+#     ul0 -------- veth -------- u-<A>          u-<B> -------- veth -------- ul0
+#                               +--------------------+
 set -euo pipefail
 
 DEFAULT_DIR=/run/sdncni-dev
 DEFAULT_NETNS=sdncni-node1
 BRIDGE=br-int
+PHY_BRIDGE=br-phy     # a node's underlay bridge (netdev); its internal port holds the encap IP
+UL_BRIDGE=br-ul       # the Linux bridge in the underlay netns
+UL_NODE_IF=ul0        # the node's end of its underlay veth, a port of br-phy
 PACKAGES=(openvswitch-switch ovn-central ovn-host iperf3 clang llvm libbpf-dev bpftool iproute2 ethtool iputils-ping util-linux)
 VSWITCH_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
 NB_SCHEMA=/usr/share/ovn/ovn-nb.ovsschema
@@ -108,6 +123,7 @@ wait_for() {
 
 central_dir() { echo "$1/central"; }
 node_dir() { echo "$1/node-$2"; }
+underlay_dir() { echo "$1/underlay-$2"; }
 nb_sock() { echo "$(central_dir "$1")/ovnnb_db.sock"; }
 sb_sock() { echo "$(central_dir "$1")/ovnsb_db.sock"; }
 
@@ -180,10 +196,12 @@ node_ovsdb_up() {
 	wait_for "node ovsdb-server" ovs-vsctl --db="unix:$nd/db.sock" --timeout=5 show
 }
 
-# node_up DIR NETNS SYSTEM_ID ENCAP_IP: one simulated node in network namespace NETNS, with
-# files in DIR/node-NETNS, registered as an OVN chassis with the central in DIR/central.
+# node_up DIR NETNS SYSTEM_ID ENCAP_IP[/LEN] [UNDERLAY]: one simulated node in network
+# namespace NETNS, with files in DIR/node-NETNS, registered as an OVN chassis with the
+# central in DIR/central; with UNDERLAY, wired to that underlay netns (see underlay_up).
 node_up() {
-	local dir=$1 ns=$2 sysid=$3 encap=$4 nd db vsctl
+	local dir=$1 ns=$2 sysid=$3 encap_cidr=$4 underlay=${5:-} encap nd db vsctl
+	encap=${encap_cidr%%/*}
 	nd=$(node_dir "$dir" "$ns")
 	db="unix:$nd/db.sock"
 	mkdir -p "$nd"
@@ -208,6 +226,12 @@ node_up() {
 	fi
 	"${vsctl[@]}" --may-exist add-br "$BRIDGE" -- \
 		set Bridge "$BRIDGE" datapath_type=netdev fail_mode=secure
+	if [[ -n $underlay ]]; then
+		[[ $encap != 127.* ]] || die "--underlay needs a non-loopback --encap-ip"
+		[[ $encap_cidr == */* ]] || encap_cidr=$encap/24
+		underlay_up "$dir" "$underlay"
+		node_underlay_up "$dir" "$ns" "$underlay" "$encap_cidr"
+	fi
 	if ! pid_alive "$nd/ovn-controller.pid" ovn-controller; then
 		# ovn-controller 23.03 has no --unixctl: OVN_RUNDIR (set by use_dirs) places its
 		# control socket, OVS_RUNDIR tells it where br-int.mgmt is.
@@ -215,7 +239,83 @@ node_up() {
 			--log-file="$nd/ovn-controller.log" --detach --no-chdir -vconsole:off
 	fi
 	wait_for "chassis $sysid in OVN SB" chassis_registered "$dir" "$sysid"
-	write_node_env "$dir" "$ns" "$sysid" "$encap" >"$nd/env"
+	write_node_env "$dir" "$ns" "$sysid" "$encap" "$underlay" >"$nd/env"
+}
+
+# underlay_up DIR UNDERLAY: the underlay network namespace with its Linux bridge (a
+# switch between the nodes' underlay veths), created if missing.
+underlay_up() {
+	local dir=$1 ul=$2 ud
+	ud=$(underlay_dir "$dir" "$ul")
+	mkdir -p "$ud"
+	if [[ ! -e /run/netns/$ul ]]; then
+		ip netns add "$ul"
+		touch "$ud/netns-created"
+	fi
+	in_netns "$ul" ip link set lo up
+	in_netns "$ul" ip link show "$UL_BRIDGE" >/dev/null 2>&1 ||
+		in_netns "$ul" ip link add "$UL_BRIDGE" type bridge
+	in_netns "$ul" ip link set "$UL_BRIDGE" up
+}
+
+# ul_peer_name NETNS: the underlay netns's end of node NETNS's veth (≤ 15 chars).
+ul_peer_name() { echo "u-$(printf '%s' "$1" | cksum | cut -d' ' -f1)" | cut -c1-15; }
+
+# node_underlay_up DIR NETNS UNDERLAY ENCAP/LEN: a veth from the node's ul0 to the
+# underlay bridge (created directly in the two namespaces, never in the root one), ul0
+# a port of the netdev bridge br-phy, and the encap IP on br-phy's internal port, where
+# the userspace datapath's tunnel routing finds it.
+node_underlay_up() {
+	local dir=$1 ns=$2 ul=$3 cidr=$4 nd peer db i
+	nd=$(node_dir "$dir" "$ns")
+	db="unix:$nd/db.sock"
+	peer=$(ul_peer_name "$ns")
+	echo "$ul $peer" >"$nd/underlay"
+	if ! in_netns "$ns" ip link show "$UL_NODE_IF" >/dev/null 2>&1; then
+		in_netns "$ns" ip link add "$UL_NODE_IF" type veth peer name "$peer" netns "$ul"
+	fi
+	in_netns "$ul" ip link set "$peer" master "$UL_BRIDGE" up
+	in_netns "$ns" ip link set "$UL_NODE_IF" up
+	ovs-vsctl --db="$db" --timeout=5 --may-exist add-br "$PHY_BRIDGE" -- \
+		set Bridge "$PHY_BRIDGE" datapath_type=netdev -- \
+		--may-exist add-port "$PHY_BRIDGE" "$UL_NODE_IF"
+	wait_for "$PHY_BRIDGE internal port in $ns" in_netns "$ns" ip link show "$PHY_BRIDGE"
+	in_netns "$ns" ip addr replace "$cidr" dev "$PHY_BRIDGE"
+	in_netns "$ns" ip link set "$PHY_BRIDGE" up
+}
+
+# node_underlay_down DIR NETNS: delete the node's underlay veth (br-phy goes with the
+# node's bridges).
+node_underlay_down() {
+	local dir=$1 ns=$2 nd ul peer
+	nd=$(node_dir "$dir" "$ns")
+	[[ -f $nd/underlay ]] || return 0
+	read -r ul peer <"$nd/underlay"
+	if [[ -e /run/netns/$ul ]]; then
+		in_netns "$ul" ip link del "$peer" 2>/dev/null || true
+	fi
+	if [[ -e /run/netns/$ns ]]; then
+		in_netns "$ns" ip link del "$UL_NODE_IF" 2>/dev/null || true
+	fi
+}
+
+# underlays_down DIR: remove every underlay no node of DIR uses any more.
+underlays_down() {
+	local dir=$1 ud ul f used
+	for ud in "$dir"/underlay-*/; do
+		[[ -d $ud ]] || continue
+		ud=${ud%/}
+		ul=${ud##*/underlay-}
+		used=0
+		for f in "$dir"/node-*/underlay; do
+			[[ -f $f ]] && [[ $(cut -d' ' -f1 "$f") == "$ul" ]] && used=1
+		done
+		((used == 0)) || continue
+		if [[ -e $ud/netns-created ]]; then
+			ip netns del "$ul" 2>/dev/null || true
+		fi
+		rm -rf "$ud"
+	done
 }
 
 chassis_registered() {
@@ -250,10 +350,12 @@ node_down() {
 	fi
 	stop_pid "$nd/ovs-vswitchd.pid" ovs-vswitchd
 	stop_pid "$nd/ovsdb-server.pid" ovsdb-server
+	node_underlay_down "$dir" "$ns"
 	if [[ -e $nd/netns-created ]]; then
 		ip netns del "$ns" 2>/dev/null || true
 	fi
 	rm -rf "$nd"
+	underlays_down "$dir"
 }
 
 # restart_ovsdb DIR NETNS: stop the node's conf.db ovsdb-server and start it again on the
@@ -271,7 +373,7 @@ restart_ovsdb() {
 # ---------------------------------------------------------------------------- env, status
 
 write_node_env() {
-	local dir=$1 ns=$2 sysid=$3 encap=$4 c nd
+	local dir=$1 ns=$2 sysid=$3 encap=$4 underlay=${5:-} c nd
 	c=$(central_dir "$dir")
 	nd=$(node_dir "$dir" "$ns")
 	cat <<EOF
@@ -286,13 +388,14 @@ SDNCNI_SB_DB=unix:$c/ovnsb_db.sock
 SDNCNI_BRIDGE=$BRIDGE
 SDNCNI_SYSTEM_ID=$sysid
 SDNCNI_ENCAP_IP=$encap
+SDNCNI_UNDERLAY_NETNS=$underlay
 SDNCNI_NB_PIDFILE=$c/ovnnb_db.pid
 SDNCNI_SB_PIDFILE=$c/ovnsb_db.pid
 SDNCNI_NORTHD_PIDFILE=$c/ovn-northd.pid
 SDNCNI_OVSDB_PIDFILE=$nd/ovsdb-server.pid
 SDNCNI_VSWITCHD_PIDFILE=$nd/ovs-vswitchd.pid
 SDNCNI_OVN_CONTROLLER_PIDFILE=$nd/ovn-controller.pid
-export SDNCNI_DEV_DIR SDNCNI_NETNS SDNCNI_NETNS_PATH SDNCNI_NODE_DIR SDNCNI_OVS_DB SDNCNI_NB_DB SDNCNI_SB_DB SDNCNI_BRIDGE SDNCNI_SYSTEM_ID SDNCNI_ENCAP_IP
+export SDNCNI_DEV_DIR SDNCNI_NETNS SDNCNI_NETNS_PATH SDNCNI_NODE_DIR SDNCNI_OVS_DB SDNCNI_NB_DB SDNCNI_SB_DB SDNCNI_BRIDGE SDNCNI_SYSTEM_ID SDNCNI_ENCAP_IP SDNCNI_UNDERLAY_NETNS
 EOF
 }
 
@@ -379,13 +482,14 @@ main() {
 	local cmd=${1:-}
 	[[ -n $cmd ]] || usage
 	shift
-	local dir=${SDNCNI_DEV_DIR:-$DEFAULT_DIR} ns=${SDNCNI_NETNS:-$DEFAULT_NETNS} sysid= encap=127.0.0.1
+	local dir=${SDNCNI_DEV_DIR:-$DEFAULT_DIR} ns=${SDNCNI_NETNS:-$DEFAULT_NETNS} sysid= encap=127.0.0.1 underlay=
 	while (($#)); do
 		case $1 in
 		--dir) dir=$2; shift 2 ;;
 		--netns) ns=$2; shift 2 ;;
 		--system-id) sysid=$2; shift 2 ;;
 		--encap-ip) encap=$2; shift 2 ;;
+		--underlay) underlay=$2; shift 2 ;;
 		-h | --help) usage ;;
 		*) die "unknown argument $1" ;;
 		esac
@@ -396,12 +500,12 @@ main() {
 	deps) deps ;;
 	up)
 		central_up "$dir"
-		node_up "$dir" "$ns" "$sysid" "$encap"
+		node_up "$dir" "$ns" "$sysid" "$encap" "$underlay"
 		cp "$(node_dir "$dir" "$ns")/env" "$dir/env"
 		log "up; source $dir/env"
 		;;
 	node-up)
-		node_up "$dir" "$ns" "$sysid" "$encap"
+		node_up "$dir" "$ns" "$sysid" "$encap" "$underlay"
 		log "node $ns up; source $(node_dir "$dir" "$ns")/env"
 		;;
 	node-down) node_down "$dir" "$ns" ;;
@@ -415,6 +519,7 @@ main() {
 			node_down "$dir" "${nd##*/node-}"
 		done
 		central_down "$dir"
+		underlays_down "$dir"
 		# Remove only what this script creates, so a mistaken --dir cannot wipe a tree.
 		# harness.pid is written by internal/testenv (the test process that owns DIR).
 		rm -rf "$(central_dir "$dir")" "$dir/env" "$dir/harness.pid"
