@@ -234,8 +234,11 @@ func (o *OVN) run(args ...string) (string, error) {
 	return string(out), runErr
 }
 
-func (o *OVN) loadEnv() error {
-	f, err := os.Open(filepath.Join(o.Dir, "env"))
+func (o *OVN) loadEnv() error { return o.loadEnvFile(filepath.Join(o.Dir, "env")) }
+
+// loadEnvFile reads a node's env file written by the script into o.
+func (o *OVN) loadEnvFile(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read env file: %w", err)
 	}
