@@ -11,12 +11,20 @@ import (
 )
 
 // drawChart draws grouped bars — one group per metric, one bar per reported case — with
-// min–max whiskers, and saves it as PNG.
-func drawChart(path, title, unit string, cases []*CaseResult, metricNames []string) error {
+// min–max whiskers, and saves it as PNG. With logY the bars start at 1 on a log axis, so
+// a slow case does not flatten the others.
+func drawChart(path, title, unit string, cases []*CaseResult, metricNames []string, logY bool) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.Y.Label.Text = unit
-	p.Y.Min = 0
+	base := 0.0
+	if logY {
+		base = 1
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Label.Text = unit + " (log scale)"
+	}
+	p.Y.Min = base
 	labels := make([]string, len(metricNames))
 	for i, n := range metricNames {
 		labels[i] = metricByName(n).Label
@@ -38,7 +46,7 @@ func drawChart(path, title, unit string, cases []*CaseResult, metricNames []stri
 	w := groupWidth / float64(max(len(ok), 1))
 	ymax := 0.0
 	for j, c := range ok {
-		b := &rangeBars{width: w, color: plotutil.Color(j)}
+		b := &rangeBars{width: w, base: base, color: plotutil.Color(j)}
 		for i, n := range metricNames {
 			s, has := c.Summary[n]
 			if !has {
@@ -52,8 +60,13 @@ func drawChart(path, title, unit string, cases []*CaseResult, metricNames []stri
 		_, _, _, top := b.DataRange()
 		ymax = max(ymax, top)
 	}
-	if ymax > 0 {
-		p.Y.Max = ymax * 1.3 // room for the legend above the whiskers
+	switch {
+	case logY && ymax > base:
+		p.Y.Max = ymax * 4 // room for the legend above the whiskers
+	case logY:
+		p.Y.Max = 10
+	case ymax > 0:
+		p.Y.Max = ymax * 1.3
 	}
 	if err := p.Save(16*vg.Centimeter, 9*vg.Centimeter, path); err != nil {
 		return fmt.Errorf("save chart %s: %w", path, err)
@@ -68,6 +81,7 @@ type rangeBar struct{ x, v, lo, hi float64 }
 type rangeBars struct {
 	bars  []rangeBar
 	width float64
+	base  float64 // where bars start: 0, or 1 on a log axis
 	color color.Color
 }
 
@@ -76,11 +90,11 @@ func (r *rangeBars) Plot(c draw.Canvas, p *plot.Plot) {
 	whisker := draw.LineStyle{Color: color.Black, Width: vg.Points(1)}
 	for _, b := range r.bars {
 		x0, x1 := trX(b.x-r.width/2), trX(b.x+r.width/2)
-		y0, y1 := trY(0), trY(b.v)
+		y0, y1 := trY(r.base), trY(max(b.v, r.base))
 		c.FillPolygon(r.color, c.ClipPolygonXY([]vg.Point{{X: x0, Y: y0}, {X: x1, Y: y0}, {X: x1, Y: y1}, {X: x0, Y: y1}}))
 		xm := trX(b.x)
 		tick := (x1 - x0) / 4
-		lo, hi := trY(b.lo), trY(b.hi)
+		lo, hi := trY(max(b.lo, r.base)), trY(max(b.hi, r.base))
 		c.StrokeLines(whisker, c.ClipLinesXY(
 			[]vg.Point{{X: xm, Y: lo}, {X: xm, Y: hi}},
 			[]vg.Point{{X: xm - tick, Y: lo}, {X: xm + tick, Y: lo}},
@@ -100,7 +114,7 @@ func (r *rangeBars) DataRange() (xmin, xmax, ymin, ymax float64) {
 		}
 		ymax = max(ymax, b.hi, b.v)
 	}
-	return xmin, xmax, 0, ymax
+	return xmin, xmax, r.base, max(ymax, r.base)
 }
 
 func (r *rangeBars) Thumbnail(c *draw.Canvas) {

@@ -33,6 +33,7 @@ type options struct {
 	Quick        bool          `json:"quick"`
 	Keep         bool          `json:"keep"`
 	Out          string        `json:"out"`
+	From         string        `json:"from,omitempty"`
 	Repo         string        `json:"repo"`
 }
 
@@ -97,6 +98,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.Out, "out", "", "output directory (default test/netperf/out/<timestamp>)")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke test under two minutes: 3 rounds of 2s, fewer round trips")
 	fs.BoolVar(&o.Keep, "keep", false, "leave namespaces, daemons and the work dir in place")
+	fs.StringVar(&o.From, "from", "", "measure nothing: re-render results.md and the charts from this results.json (into --out, default its directory)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -117,6 +119,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, err
 	}
 	o.Repo = repo
+	if o.Out == "" && o.From != "" {
+		o.Out = filepath.Dir(o.From)
+	}
 	if o.Out == "" {
 		o.Out = filepath.Join(repo, "test", "netperf", "out", time.Now().UTC().Format("20060102T150405Z"))
 	}
@@ -144,6 +149,13 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "netperf:", err)
 		os.Exit(2)
+	}
+	if o.From != "" {
+		if err := rerender(o.From, o.Out); err != nil {
+			fmt.Fprintln(os.Stderr, "netperf:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -30,11 +30,29 @@ func writeReport(dir string, res *Results) error {
 		return fmt.Errorf("write table: %w", err)
 	}
 	if err := drawChart(filepath.Join(dir, fileThroughput), "Throughput (median, min–max)", "Gbit/s",
-		res.Cases, []string{mTCP1, mTCP4, mUDP}); err != nil {
+		res.Cases, []string{mTCP1, mTCP4, mUDP}, false); err != nil {
 		return err
 	}
 	return drawChart(filepath.Join(dir, fileLatency), "Request/response latency (median, min–max)", "µs",
-		res.Cases, []string{mP50, mP99})
+		res.Cases, []string{mP50, mP99}, true)
+}
+
+// rerender reads a results.json and writes its report again into dir, recomputing the
+// summaries from the raw runs.
+func rerender(from, dir string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("parse results: %w", err)
+	}
+	summarize(res.Cases)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create output dir: %w", err)
+	}
+	return writeReport(dir, &res)
 }
 
 func metricByName(name string) Metric {

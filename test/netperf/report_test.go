@@ -85,8 +85,25 @@ func TestWriteReport(t *testing.T) {
 
 func TestChartWithoutReportedCases(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.png")
-	require.NoError(t, drawChart(path, "t", "u", []*CaseResult{{Name: caseVeth, Status: statusFailed}}, []string{mTCP1}))
+	require.NoError(t, drawChart(path, "t", "u", []*CaseResult{{Name: caseVeth, Status: statusFailed}}, []string{mTCP1}, true))
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Positive(t, fi.Size())
+}
+
+func TestRerender(t *testing.T) {
+	src := t.TempDir()
+	res := &Results{Metrics: metrics, Cases: []*CaseResult{
+		fakeCase(caseVeth, []float64{12, 10, 11}, []float64{30, 36, 33}),
+		fakeCase(caseBridge, []float64{10, 12, 8}, []float64{28, 30, 32}),
+	}}
+	summarize(res.Cases)
+	require.NoError(t, writeReport(src, res))
+	dst := t.TempDir()
+	require.NoError(t, rerender(filepath.Join(src, fileJSON), dst))
+	a, err := os.ReadFile(filepath.Join(src, fileMarkdown))
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(dst, fileMarkdown))
+	require.NoError(t, err)
+	require.Equal(t, string(a), string(b))
 }
