@@ -95,6 +95,12 @@ func (m *Manager) detachDatapath(ctx context.Context, names Names, allocs []ipam
 func (m *Manager) deleteLSP(ctx context.Context, lsp string, allocs []ipam.Allocation) error {
 	network := ""
 	if info, err := m.deps.Northbound.GetLogicalPort(ctx, lsp); err == nil {
+		if info.Owner.Node != "" && info.Owner.Node != m.cfg.NodeName {
+			// Another node's pod: a DEL (or a runtime's GC, which DELs every cached
+			// attachment it was not told to keep) that reached this node by mistake
+			// must not cut that pod off.
+			return nil
+		}
 		network = info.Owner.Network
 	} else if !errors.Is(err, ovs.ErrNotFound) {
 		return fmt.Errorf("look up logical port %s: %w", lsp, err)
