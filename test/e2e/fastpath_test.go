@@ -1,20 +1,31 @@
 package e2e
 
 import (
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/sdncni/sdncni/pkg/attach"
 )
 
 // The tests of this file drive real traffic between pods and judge which path it took
@@ -471,6 +482,7 @@ func TestStreamSurvivesControllerKill(t *testing.T) {
 	type result struct {
 		numbers uint64
 		maxGap  time.Duration
+		retrans uint32 // the sender's retransmitted segments
 		err     error
 	}
 	got := make(chan result, 1)
@@ -511,7 +523,11 @@ func TestStreamSurvivesControllerKill(t *testing.T) {
 	sent := make(chan result, 1)
 	go func() {
 		var r result
-		defer func() { c.Close(); sent <- r }()
+		defer func() {
+			r.retrans, _ = totalRetrans(c)
+			c.Close()
+			sent <- r
+		}()
 		buf := make([]byte, 8*chunk)
 		end := time.Now().Add(duration)
 		for time.Now().Before(end) {
@@ -529,6 +545,7 @@ func TestStreamSurvivesControllerKill(t *testing.T) {
 	}()
 
 	time.Sleep(2 * time.Second)
+	beforeKill := n.datapathCounters(t)
 	n.killController()
 	killed := time.Now()
 	n.startController()
@@ -536,14 +553,20 @@ func TestStreamSurvivesControllerKill(t *testing.T) {
 	afterRestart := n.datapathCounters(t)
 	s, r := <-sent, <-got
 	end := n.datapathCounters(t)
+	fast := end["redirect_fast"] - afterRestart["redirect_fast"]
+	t.Logf("stream: %d numbers sent, %d received (%d KiB), longest pause %v, %d retransmitted segments, redirect_fast +%d after the restart",
+		s.numbers, r.numbers, r.numbers*8>>10, r.maxGap.Round(time.Millisecond), s.retrans, fast)
 	require.NoError(t, s.err, "sender")
 	require.NoError(t, r.err, "receiver")
 	require.Equal(t, s.numbers, r.numbers, "the receiver must get every number sent")
 	require.Less(t, r.maxGap, time.Second, "longest pause in the stream")
-	fast := end["redirect_fast"] - afterRestart["redirect_fast"]
-	t.Logf("stream: %d numbers (%d KiB), longest pause %v, redirect_fast +%d after the restart",
-		r.numbers, r.numbers*8>>10, r.maxGap.Round(time.Millisecond), fast)
 	require.Positive(t, fast, "the stream should still take the fast path after the restart")
+	require.Zero(t, s.retrans, "no segment may be lost across the restart")
+	for reason, v := range end {
+		if strings.HasPrefix(reason, "drop_") {
+			require.Equal(t, beforeKill[reason], v, "datapath drops (%s) across the restart", reason)
+		}
+	}
 	require.NoError(t, n.check(t, v, a))
 	require.NoError(t, n.check(t, v, b))
 }
@@ -575,4 +598,233 @@ func TestPerNetworkFastPathSwitch(t *testing.T) {
 			require.GreaterOrEqual(t, d.dp["to_ovs_fastpath_off"], d.podsTx-ovsSlack, "%s", d)
 		}
 	}
+}
+
+// bpfObject is one entry of bpftool -j prog/map/link show.
+type bpfObject struct {
+	ID     int    `json:"id"`
+	Name   string `json:"name"`
+	MapIDs []int  `json:"map_ids"`
+	ProgID int    `json:"prog_id"`
+}
+
+func bpftoolShow(t *testing.T, kind string) []bpfObject {
+	t.Helper()
+	out, err := exec.Command("bpftool", "-j", kind, "show").Output()
+	require.NoError(t, err, "bpftool %s show", kind)
+	var objs []bpfObject
+	require.NoError(t, json.Unmarshal(out, &objs), string(out))
+	return objs
+}
+
+// ourBPF are the kernel objects of one node's datapath, by ID. Other tests on the machine
+// may run datapaths of their own with the same program and map names, so objects are
+// recognised by identity: the maps pinned under the node's pin dir, the programs that use
+// them and the links that hold those programs.
+type ourBPF struct{ maps, progs, links map[int]bool }
+
+func collectOurBPF(t *testing.T, pinDir string) ourBPF {
+	t.Helper()
+	o := ourBPF{maps: map[int]bool{}, progs: map[int]bool{}, links: map[int]bool{}}
+	entries, err := os.ReadDir(filepath.Join(pinDir, "maps"))
+	require.NoError(t, err)
+	for _, e := range entries {
+		out, err := exec.Command("bpftool", "-j", "map", "show", "pinned", filepath.Join(pinDir, "maps", e.Name())).Output()
+		require.NoError(t, err, "bpftool map show pinned %s", e.Name())
+		var m bpfObject
+		require.NoError(t, json.Unmarshal(out, &m), string(out))
+		o.maps[m.ID] = true
+	}
+	o.addUsers(t)
+	return o
+}
+
+// addUsers adds the programs using our maps and the links holding our programs.
+func (o ourBPF) addUsers(t *testing.T) {
+	t.Helper()
+	for _, p := range bpftoolShow(t, "prog") {
+		for _, m := range p.MapIDs {
+			if o.maps[m] {
+				o.progs[p.ID] = true
+			}
+		}
+	}
+	for _, l := range bpftoolShow(t, "link") {
+		if o.progs[l.ProgID] {
+			o.links[l.ID] = true
+		}
+	}
+}
+
+// remaining lists which of o still exist in the kernel, and any program using our maps.
+func (o ourBPF) remaining(t *testing.T) []string {
+	t.Helper()
+	var left []string
+	for _, m := range bpftoolShow(t, "map") {
+		if o.maps[m.ID] {
+			left = append(left, fmt.Sprintf("map %d %s", m.ID, m.Name))
+		}
+	}
+	for _, p := range bpftoolShow(t, "prog") {
+		uses := false
+		for _, m := range p.MapIDs {
+			uses = uses || o.maps[m]
+		}
+		if o.progs[p.ID] || uses {
+			left = append(left, fmt.Sprintf("prog %d %s", p.ID, p.Name))
+		}
+	}
+	for _, l := range bpftoolShow(t, "link") {
+		if o.links[l.ID] || o.progs[l.ProgID] {
+			left = append(left, fmt.Sprintf("link %d (prog %d)", l.ID, l.ProgID))
+		}
+	}
+	return left
+}
+
+// hooksOn lists the BPF programs on an interface of the node netns as the kernel reports
+// them (TCX ingress/egress) and the tc filters of its clsact hooks.
+func (n *node) hooksOn(t *testing.T, ifname string) []string {
+	t.Helper()
+	nodeNS, err := ns.GetNS(n.ovn.NetNSPath)
+	require.NoError(t, err)
+	defer nodeNS.Close()
+	var hooks []string
+	require.NoError(t, nodeNS.Do(func(ns.NetNS) error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		for _, at := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
+			res, err := link.QueryPrograms(link.QueryOptions{Target: ifi.Index, Attach: at})
+			if err != nil {
+				return fmt.Errorf("query %s %s: %w", ifname, at, err)
+			}
+			for _, p := range res.Programs {
+				hooks = append(hooks, fmt.Sprintf("%s %s prog %d", ifname, at, p.ID))
+			}
+		}
+		return nil
+	}))
+	for _, dir := range []string{"ingress", "egress"} {
+		out, err := exec.Command("ip", "netns", "exec", n.ovn.NetNS, "tc", "filter", "show", "dev", ifname, dir).CombinedOutput()
+		require.NoError(t, err, string(out))
+		if s := strings.TrimSpace(string(out)); s != "" {
+			hooks = append(hooks, fmt.Sprintf("%s tc %s: %s", ifname, dir, s))
+		}
+	}
+	return hooks
+}
+
+// bpftoolNetOurs lists what bpftool net show, run in the node netns, reports of ours.
+func (n *node) bpftoolNetOurs(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command("nsenter", "--net="+n.ovn.NetNSPath, "bpftool", "-j", "net", "show").Output()
+	require.NoError(t, err)
+	var res []map[string][]struct {
+		DevName string `json:"devname"`
+		Name    string `json:"name"`
+		Kind    string `json:"kind"`
+		ID      int    `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal(out, &res), string(out))
+	var ours []string
+	for _, section := range res {
+		for hook, entries := range section {
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name, "sdncni") || attach.IsOurLink(e.DevName) {
+					ours = append(ours, fmt.Sprintf("%s %s on %s (%s)", hook, e.Name, e.DevName, e.Kind))
+				}
+			}
+		}
+	}
+	return ours
+}
+
+// TestTeardown: sdncni-controller --teardown, run in the node netns after the controller
+// stopped, leaves no program, map, link, pin or hook of the node's datapath. Once after
+// every pod was deleted (the documented order) and once with a pod still attached (its
+// hooks must go too); that pod can then be deleted by a fresh controller.
+func TestTeardown(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		keepPodA bool
+	}{{"pods deleted", false}, {"pod still attached", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t)
+			const v = "1.1.0"
+			a, b := newPod(t, "td-a"), newPod(t, "td-b")
+			n.mustAdd(t, v, a)
+			ipB := n.mustAdd(t, v, b)
+			ping(t, a, ipB)
+			ours := collectOurBPF(t, n.pinDir)
+			require.Len(t, ours.maps, 5, "maps pinned under %s", n.pinDir)
+			require.GreaterOrEqual(t, len(ours.progs), 2, "programs using our maps")
+			hooks := append(n.hooksOn(t, hostIf(a)), n.hooksOn(t, ovsIf(a))...)
+			require.Len(t, hooks, 2, "one program on each of the pod's interfaces: %v", hooks)
+			t.Logf("before teardown: maps %v, programs %v, links %v, hooks of pod a %v", keys(ours.maps), keys(ours.progs), keys(ours.links), hooks)
+
+			require.NoError(t, n.del(t, v, b))
+			if !tc.keepPodA {
+				require.NoError(t, n.del(t, v, a))
+				require.Empty(t, n.leftovers(t))
+			}
+			n.stopController()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "nsenter", "--net="+n.ovn.NetNSPath, filepath.Join(n.bin, "sdncni-controller"),
+				"--teardown", "--bpf-pin-dir", n.pinDir).CombinedOutput()
+			require.NoError(t, err, string(out))
+
+			_, err = os.Stat(n.pinDir)
+			require.True(t, os.IsNotExist(err), "pin dir %s still there (%v)", n.pinDir, err)
+			// The kernel frees programs and maps asynchronously once the last reference goes.
+			var left []string
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				if left = ours.remaining(t); len(left) == 0 || time.Now().After(deadline) {
+					break
+				}
+			}
+			require.Empty(t, left, "kernel objects of the torn-down datapath")
+			require.Empty(t, n.bpftoolNetOurs(t), "bpftool net show in the node netns")
+			if tc.keepPodA {
+				require.Empty(t, n.hooksOn(t, hostIf(a)))
+				require.Empty(t, n.hooksOn(t, ovsIf(a)))
+				// A fresh controller deletes the pod the teardown left without a datapath.
+				n.startController()
+				require.NoError(t, n.del(t, v, a))
+				require.Empty(t, n.leftovers(t))
+			}
+		})
+	}
+}
+
+func keys(m map[int]bool) []int {
+	var out []int
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// totalRetrans reads the connection's count of retransmitted segments (TCP_INFO).
+func totalRetrans(c net.Conn) (uint32, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return 0, fmt.Errorf("not a TCP connection")
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := raw.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		return 0, err
+	}
+	if ierr != nil {
+		return 0, ierr
+	}
+	return info.Total_retrans, nil
 }
