@@ -83,6 +83,7 @@ func TestAPIServer(t *testing.T) {
 			{[]string{"delete", "virtualprivatenetworks.sdncni.io"}, "no"},
 			{[]string{"create", "vpnblocks.sdncni.io"}, "yes"},
 			{[]string{"delete", "vpnblocks.sdncni.io"}, "yes"},
+			{[]string{"deletecollection", "vpnblocks.sdncni.io"}, "yes"},
 			{[]string{"update", "vpnblocks.sdncni.io"}, "no"},
 			{[]string{"list", "pods"}, "yes"},
 			{[]string{"delete", "pods"}, "no"},
