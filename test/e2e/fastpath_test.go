@@ -36,8 +36,9 @@ const (
 	bulkBytes    = 32 << 20 // bulk TCP per run
 	udpDatagrams = 200
 	// ovsSlack is how many packets OVS ports may see while the fast path carries the
-	// traffic (ARP re-validation, a stray IPv6 packet of the pod's own stack).
-	ovsSlack = 12
+	// traffic: ARP re-validation and the pods' own IPv6 chatter (router solicitations,
+	// MLD reports, DAD) in their first seconds.
+	ovsSlack = 24
 )
 
 // trafficSnapshot holds every counter the path checks compare.
@@ -259,21 +260,29 @@ func TestFastPathTraffic(t *testing.T) {
 	}
 }
 
-// assertFastPath: the datapath redirected (about) every packet the pods sent, OVS saw at
-// most a handful, and each pod received exactly what the other sent.
+// assertFastPath: every IPv4 packet the pods sent was redirected pod to pod; only what
+// is not IPv4 (ARP, the pods' own IPv6 chatter) went to OVS, so OVS's ports moved a
+// handful of packets at most; each pod received exactly what the other sent.
 func assertFastPath(t *testing.T, d trafficDelta) {
 	t.Helper()
-	require.GreaterOrEqual(t, d.redirectFast, d.podsTx-ovsSlack, "redirect_fast must count the packets moved: %s", d)
+	other := map[string]int64{}
+	for reason, v := range d.dp {
+		if reason != "redirect_fast" && reason != "to_ovs_not_ipv4" && reason != "from_ovs" {
+			other[reason] = v
+		}
+	}
+	require.Empty(t, other, "no IPv4 packet may go to OVS or be dropped: %s", d)
+	require.GreaterOrEqual(t, d.redirectFast, d.podsTx-d.dp["to_ovs_not_ipv4"], "redirect_fast must count every IPv4 packet moved: %s", d)
 	require.LessOrEqual(t, d.ovs, max(ovsSlack, d.podsTx/100), "OVS ports must stay flat on the fast path: %s", d)
 	require.InDelta(t, d.podA.tx, d.podB.rx, ovsSlack, "B must receive what A sent, once: %s", d)
 	require.InDelta(t, d.podB.tx, d.podA.rx, ovsSlack, "A must receive what B sent, once: %s", d)
 }
 
-// assertSlowPath: OVS received at least every packet the pods sent; nothing was
-// redirected pod to pod.
+// assertSlowPath: OVS received every packet the pods sent (2% allowance for a packet a
+// full tap queue dropped and TCP resent); nothing was redirected pod to pod.
 func assertSlowPath(t *testing.T, d trafficDelta) {
 	t.Helper()
-	require.GreaterOrEqual(t, d.ovsRx, d.podsTx, "OVS must carry every packet: %s", d)
+	require.GreaterOrEqual(t, d.ovsRx, d.podsTx*98/100, "OVS must carry every packet: %s", d)
 	require.Zero(t, d.redirectFast, "nothing may take the fast path: %s", d)
 }
 
