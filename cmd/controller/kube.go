@@ -83,11 +83,11 @@ func kubeMode(ctx context.Context, o *options, nb *ovs.Northbound, dp *datapath.
 // ensureDefaultVPN creates the default VPN from the flags if nobody has yet. Any node may
 // do it; the second create is refused as AlreadyExists.
 func ensureDefaultVPN(ctx context.Context, c client.Client, o *options) error {
-	mtu := int32(o.mtu)
 	v := &v1alpha1.VirtualPrivateNetwork{
 		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.DefaultVPNName},
-		Spec:       v1alpha1.VirtualPrivateNetworkSpec{CIDR: o.cidr.String(), MTU: &mtu, NodeBlockSize: int32(o.blockSize)},
+		Spec:       v1alpha1.VirtualPrivateNetworkSpec{CIDR: o.cidr.String(), NodeBlockSize: int32(o.blockSize)},
 	}
+	// Left out, each node uses the MTU its tunnel topology allows.
 	if err := c.Create(ctx, v); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create default vpn: %w", err)
 	}
