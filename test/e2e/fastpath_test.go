@@ -272,7 +272,9 @@ func assertFastPath(t *testing.T, d trafficDelta) {
 		}
 	}
 	require.Empty(t, other, "no IPv4 packet may go to OVS or be dropped: %s", d)
-	require.GreaterOrEqual(t, d.redirectFast, d.podsTx-d.dp["to_ovs_not_ipv4"], "redirect_fast must count every IPv4 packet moved: %s", d)
+	// The snapshots read the counters one after the other, so the pods' IPv6 chatter may
+	// fall into one reading and not another: allow the slack.
+	require.GreaterOrEqual(t, d.redirectFast, d.podsTx-ovsSlack, "redirect_fast must count the packets moved: %s", d)
 	require.LessOrEqual(t, d.ovs, max(ovsSlack, d.podsTx/100), "OVS ports must stay flat on the fast path: %s", d)
 	require.InDelta(t, d.podA.tx, d.podB.rx, ovsSlack, "B must receive what A sent, once: %s", d)
 	require.InDelta(t, d.podB.tx, d.podA.rx, ovsSlack, "A must receive what B sent, once: %s", d)
