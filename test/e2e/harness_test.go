@@ -256,6 +256,9 @@ func newPodIn(t *testing.T, name, k8sNamespace string) *pod {
 	ns := "sdncni-e2e-" + randHex(4)
 	out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput()
 	require.NoError(t, err, string(out))
+	// Runtimes bring the sandbox's loopback up (the loopback plugin); so do we.
+	out, err = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput()
+	require.NoError(t, err, string(out))
 	p := &pod{name: name, netns: "/run/netns/" + ns, containerID: "c" + randHex(12), ifname: "eth0",
 		namespace: k8sNamespace}
 	t.Cleanup(func() { p.deleteNetns() })
