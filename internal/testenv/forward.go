@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -16,9 +17,21 @@ import (
 // addr from the test process. It stops when t ends.
 func ForwardIntoNetNS(t testing.TB, netnsPath, addr string) {
 	t.Helper()
+	stop, err := Forward(netnsPath, addr)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(stop)
+}
+
+// Forward is ForwardIntoNetNS for programs without a testing.TB (the demo): it listens
+// on addr inside the network namespace at netnsPath and relays each connection to addr
+// in the caller's network namespace. stop closes the listener and every relayed
+// connection and waits for the relays to end; calling it twice is harmless.
+func Forward(netnsPath, addr string) (stop func(), err error) {
 	target, err := ns.GetNS(netnsPath)
 	if err != nil {
-		t.Fatalf("open netns %s: %v", netnsPath, err)
+		return nil, fmt.Errorf("open netns %s: %w", netnsPath, err)
 	}
 	defer target.Close()
 	var l net.Listener
@@ -27,22 +40,14 @@ func ForwardIntoNetNS(t testing.TB, netnsPath, addr string) {
 		l, err = net.Listen("tcp", addr)
 		return err
 	}); err != nil {
-		t.Fatalf("listen on %s in %s: %v", addr, netnsPath, err)
+		return nil, fmt.Errorf("listen on %s in %s: %w", addr, netnsPath, err)
 	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		open = map[net.Conn]bool{}
+		once sync.Once
 	)
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
 	wg.Go(func() {
 		for {
 			in, err := l.Accept()
@@ -60,6 +65,17 @@ func ForwardIntoNetNS(t testing.TB, netnsPath, addr string) {
 			})
 		}
 	})
+	return func() {
+		once.Do(func() {
+			l.Close()
+			mu.Lock()
+			for c := range open {
+				c.Close()
+			}
+			mu.Unlock()
+			wg.Wait()
+		})
+	}, nil
 }
 
 func relay(in net.Conn, addr string) {
