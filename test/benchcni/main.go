@@ -26,6 +26,7 @@ import (
 type opts struct {
 	n, parallel, pods int
 	bin, dir          string
+	vpns, podsPerVPN  int
 }
 
 func main() {
@@ -35,10 +36,16 @@ func main() {
 	flag.IntVar(&o.pods, "pods", 200, "pods alive when the controller's RSS is read")
 	flag.StringVar(&o.bin, "bin", "bin", "directory with sdncni and sdncni-controller")
 	flag.StringVar(&o.dir, "dir", "/run/sdncni-benchcni", "work directory")
+	flag.IntVar(&o.vpns, "vpns", 0, "VPN mode: a real API server and this many VirtualPrivateNetworks (0: the static single network)")
+	flag.IntVar(&o.podsPerVPN, "pods-per-vpn", 20, "VPN mode: pods per VPN alive when the controller's RSS is read")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	runFn := run
+	if o.vpns > 0 {
+		runFn = runVPNs
+	}
+	if err := runFn(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchcni:", err)
 		os.Exit(1)
 	}
@@ -101,6 +108,12 @@ type env struct {
 }
 
 func startEnv(ctx context.Context, bin, dir string) (*env, error) {
+	return startEnvWith(ctx, bin, dir, nil)
+}
+
+// startEnvWith starts OVS/OVN and the controller; before the controller starts, prep
+// gets the node's netns path and returns extra controller flags.
+func startEnvWith(ctx context.Context, bin, dir string, prep func(netnsPath string) ([]string, error)) (*env, error) {
 	_ = os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -123,10 +136,18 @@ func startEnv(ctx context.Context, bin, dir string) (*env, error) {
 		e.stop()
 		return nil, err
 	}
-	e.ctrl = exec.Command("nsenter", "--net="+e.netnsPath, filepath.Join(bin, "sdncni-controller"),
+	var extra []string
+	if prep != nil {
+		if extra, err = prep(e.netnsPath); err != nil {
+			e.stop()
+			return nil, err
+		}
+	}
+	args := append([]string{"--net=" + e.netnsPath, filepath.Join(bin, "sdncni-controller"),
 		"--socket", sock, "--ovs-db", vars["SDNCNI_OVS_DB"], "--nb-db", vars["SDNCNI_NB_DB"],
 		"--network", "bench", "--cidr", "10.250.0.0/16", "--ipam-store", filepath.Join(dir, "ipam.json"),
-		"--bpf-pin-dir", "/sys/fs/bpf/sdncni-bench", "--metrics-addr", "", "--node-name", vars["SDNCNI_SYSTEM_ID"])
+		"--bpf-pin-dir", "/sys/fs/bpf/sdncni-bench", "--metrics-addr", "", "--node-name", vars["SDNCNI_SYSTEM_ID"]}, extra...)
+	e.ctrl = exec.Command("nsenter", args...)
 	e.ctrl.Stdout, e.ctrl.Stderr = logf, logf
 	if err := e.ctrl.Start(); err != nil {
 		e.stop()
@@ -180,7 +201,7 @@ func (e *env) stop() {
 }
 
 // pod is a netns standing in for a sandbox.
-type pod struct{ name, path string }
+type pod struct{ name, path, k8sNamespace string }
 
 func (e *env) newPod() (pod, error) {
 	e.mu.Lock()
@@ -190,14 +211,14 @@ func (e *env) newPod() (pod, error) {
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		return pod{}, fmt.Errorf("ip netns add: %w: %s", err, out)
 	}
-	return pod{name: name, path: "/run/netns/" + name}, nil
+	return pod{name: name, path: "/run/netns/" + name, k8sNamespace: "bench"}, nil
 }
 
 func (p pod) remove() { _ = exec.Command("ip", "netns", "del", p.name).Run() }
 
 func (p pod) rt() *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{ContainerID: p.name, NetNS: p.path, IfName: "eth0",
-		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "bench"}, {"K8S_POD_NAME", p.name}}}
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", p.k8sNamespace}, {"K8S_POD_NAME", p.name}}}
 }
 
 func (e *env) add(ctx context.Context, p pod) (time.Duration, error) {
@@ -331,4 +352,12 @@ func (e *env) rssMiB() float64 {
 		}
 	}
 	return 0
+}
+
+func mustAbs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
 }
