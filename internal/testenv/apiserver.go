@@ -85,7 +85,7 @@ func LaunchAPIServer(ctx context.Context) (*APIServer, error) {
 }
 
 func launchAPIServer(binDir string) (*APIServer, error) {
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func KubeBinaries(ctx context.Context) (string, error) {
 	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" && hasKubeBinaries(dir) {
 		return dir, nil
 	}
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -204,8 +204,10 @@ func hasKubeBinaries(dir string) bool {
 	return true
 }
 
-// moduleRoot is the first directory above the working directory that holds go.mod.
-func moduleRoot() (string, error) {
+// ModuleRoot is the first directory above the working directory that holds go.mod: the
+// repository, from a test (which runs in its package's directory) or a program run from
+// anywhere inside it.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

@@ -339,24 +339,15 @@ func processExists(pid int) bool {
 // devEnvScript finds hack/dev-env.sh in the module root: the first directory above the
 // working directory that holds go.mod.
 func devEnvScript() (string, error) {
-	dir, err := os.Getwd()
+	root, err := ModuleRoot()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("find dev-env.sh: %w", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			s := filepath.Join(dir, "hack", "dev-env.sh")
-			if _, err := os.Stat(s); err != nil {
-				return "", fmt.Errorf("find dev-env.sh: %w", err)
-			}
-			return s, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find dev-env.sh: no go.mod above the working directory")
-		}
-		dir = parent
+	s := filepath.Join(root, "hack", "dev-env.sh")
+	if _, err := os.Stat(s); err != nil {
+		return "", fmt.Errorf("find dev-env.sh: %w", err)
 	}
+	return s, nil
 }
 
 func randomHex(n int) string {

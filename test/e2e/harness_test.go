@@ -45,7 +45,7 @@ var (
 func binaries(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := moduleRoot()
+		root, err := testenv.ModuleRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -66,23 +66,6 @@ func binaries(t *testing.T) string {
 	})
 	require.NoError(t, buildErr)
 	return binDir
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func randHex(n int) string {
