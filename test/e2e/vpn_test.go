@@ -348,3 +348,40 @@ func TestVPNTruthTable(t *testing.T) {
 	}
 	t.Run("after restart", func(t *testing.T) { truthTable(t, pods) })
 }
+
+// TestVPNBlocksGrow: when the node's block of a VPN fills, ADD claims the next block
+// (a new VPNBlock) and goes on; when the CIDR has no free block left, ADD fails with the
+// exhausted code and leaves nothing behind.
+func TestVPNBlocksGrow(t *testing.T) {
+	api := testenv.StartAPIServer(t)
+	createNamespaces(t, api, "sdncni-system", "small")
+	o := testenv.StartOVN(t)
+	n := startVPNController(t, o, api, "10.85.0.0/16")
+	// A /28 in /29 blocks: block 0 loses the network address and the gateway (6 pods),
+	// block 1 the broadcast address (7 pods).
+	v := &v1alpha1.VirtualPrivateNetwork{ObjectMeta: metav1.ObjectMeta{Name: "small"},
+		Spec: v1alpha1.VirtualPrivateNetworkSpec{CIDR: "10.86.0.0/28", Namespaces: []string{"small"}, NodeBlockSize: 29}}
+	require.NoError(t, api.Client.Create(context.Background(), v))
+	waitVPN(t, api, "small", ready)
+
+	var pods []*pod
+	seen := map[netip.Addr]bool{}
+	for i := range 13 {
+		p := newPodIn(t, fmt.Sprintf("s%d", i), "small")
+		ip := n.mustAdd(t, "1.1.0", p)
+		require.False(t, seen[ip], "duplicate %s", ip)
+		seen[ip] = true
+		pods = append(pods, p)
+	}
+	var blocks v1alpha1.VPNBlockList
+	require.NoError(t, api.Client.List(context.Background(), &blocks, client.MatchingLabels{v1alpha1.LabelVPN: "small"}))
+	require.Len(t, blocks.Items, 2, "the second block was claimed when the first filled")
+
+	extra := newPodIn(t, "s-extra", "small")
+	_, err := n.add(t, "1.1.0", extra)
+	require.Equal(t, uint(100), cniCode(t, err), "no block left: pool exhausted")
+	for _, p := range pods {
+		require.NoError(t, n.del(t, "1.1.0", p))
+	}
+	require.Empty(t, n.leftovers(t))
+}
