@@ -48,7 +48,7 @@ dev-env-down:
 	hack/dev-env.sh down
 
 demo: deps build
-	hack/demo.sh
+	$(GO) run ./test/demo $(DEMO_FLAGS)
 
 bench-cni: build
 	$(GO) run ./test/benchcni

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sdncni/sdncni/internal/testenv"
 )
 
 // Cleanup: an undo stack run in reverse, a state file for --down, and a check that
@@ -115,9 +117,8 @@ func leftovers(s state) []string {
 		procs[p] = "" // etcd or kube-apiserver
 	}
 	for pid, name := range procs {
-		c := commOf(pid)
-		if c != "" && (c == name || (name == "" && (c == "etcd" || c == "kube-apiserver"))) && alive(pid) {
-			left = append(left, fmt.Sprintf("process %s %d", c, pid))
+		if processIs(pid, name) || (name == "" && (processIs(pid, "etcd") || processIs(pid, "kube-apiserver"))) {
+			left = append(left, fmt.Sprintf("process %s %d", commOf(pid), pid))
 		}
 	}
 	for _, dir := range append(append([]string{s.ClusterDir}, s.Pins...), s.APIDirs...) {
@@ -175,7 +176,7 @@ func downMode() int {
 		stop(pid, "sdncni-controller")
 	}
 	if s.ClusterDir != "" {
-		if root, err := moduleRoot(); err == nil {
+		if root, err := testenv.ModuleRoot(); err == nil {
 			out, err := exec.Command("bash", filepath.Join(root, "hack", "dev-env.sh"), "down", "--dir", s.ClusterDir,
 				"--netns", "sdncni-2n-none").CombinedOutput()
 			if err != nil {

@@ -51,7 +51,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "demo: run as root (network namespaces, OVS, eBPF)")
 		return 1
 	}
-	root, err := moduleRoot()
+	root, err := testenv.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1
@@ -165,26 +165,12 @@ func (d *demo) printKeep() {
 	say("(this program stays in the foreground: it relays the API server into the node netns)")
 }
 
-// moduleRoot is the first directory above the working directory that holds go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from the sdncni repository (no go.mod above the working directory)")
-		}
-		dir = parent
-	}
-}
-
-// processIs reports whether pid is alive and its command is comm.
+// processIs reports whether pid is alive and its command is comm (which the kernel
+// truncates to 15 bytes: "sdncni-controll").
 func processIs(pid int, comm string) bool {
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
 	return pid > 0 && commOf(pid) == comm && alive(pid)
 }
 

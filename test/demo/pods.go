@@ -158,7 +158,7 @@ func (d *demo) createPods(ctx context.Context) error {
 			say("✗ CNI CHECK %s: %v", p.name, err)
 		}
 	}
-	say("CNI CHECK of every pod: veth, address, route, OVS port, OVN port and the tc programs on both ends are in place")
+	say("CNI CHECK of every pod passed: veth, address, route, OVS port and its binding, OVN port, fast-path programs and map entries are in place")
 	return nil
 }
 
