@@ -8,7 +8,7 @@ BIN := bin
 # keeps two suites from fighting over two cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 40m
 
-.PHONY: all build test test-unit generate verify-generate lint deps dev-env dev-env-down demo bench-cni netperf clean
+.PHONY: all build test test-unit generate verify-generate lint deps dev-env dev-env-down demo bench-cni bench-vpn netperf clean
 
 all: build
 
@@ -50,8 +50,13 @@ dev-env-down:
 demo: deps build
 	$(GO) run ./test/demo $(DEMO_FLAGS)
 
+# Pod ADD/DEL latency (sequential, 20-way parallel) and RSS with 200 pods; BENCH_FLAGS
+# e.g. "--vpns 50 --pods-per-vpn 20" for the VPN figures against a real API server.
 bench-cni: build
-	$(GO) run ./test/benchcni
+	$(GO) run ./test/benchcni $(BENCH_FLAGS)
+
+bench-vpn: build
+	$(GO) run ./test/benchcni --vpns 50 --pods-per-vpn 20
 
 netperf: build
 	$(GO) run ./test/netperf $(NETPERF_FLAGS)
