@@ -3,6 +3,7 @@ package attach
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -55,6 +56,9 @@ func (m *Manager) Check(ctx context.Context, r Request) error {
 	ovsLink, err := podnet.HostLinkAny(names.OVSIf)
 	if err != nil {
 		return err
+	}
+	if ovsLink.Attrs().Flags&net.FlagUp == 0 {
+		return fmt.Errorf("ovs port %s is down: the pod's traffic cannot reach OVS", names.OVSIf)
 	}
 	ep := datapath.Endpoint{VPN: n.ID, HostIfIndex: host.Attrs().Index, OVSIfIndex: ovsLink.Attrs().Index,
 		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr.Addr(), FastPath: true}

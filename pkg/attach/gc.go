@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 
@@ -131,6 +132,7 @@ func (m *Manager) readopt(ctx context.Context, k Key) (bool, error) {
 }
 
 // knownKeys collects the keys of every attachment of this node that any store knows of.
+// Rows with a role (management ports) and addresses of node owners are not attachments.
 func (m *Manager) knownKeys(ctx context.Context) (map[Key]bool, error) {
 	keys := map[Key]bool{}
 	allocs, err := m.deps.IPAM.List(ctx)
@@ -138,21 +140,25 @@ func (m *Manager) knownKeys(ctx context.Context) (map[Key]bool, error) {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
 	for _, a := range allocs {
-		keys[Key{a.Owner.ContainerID, a.Owner.IfName}] = true
+		if !strings.HasPrefix(a.Owner.ContainerID, NodeOwnerPrefix) {
+			keys[Key{a.Owner.ContainerID, a.Owner.IfName}] = true
+		}
 	}
 	ports, err := m.deps.VSwitch.ListOwnedPorts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list ovs ports: %w", err)
 	}
 	for _, p := range ports {
-		keys[Key{p.Owner.ContainerID, p.Owner.IfName}] = true
+		if p.Owner.Role == "" {
+			keys[Key{p.Owner.ContainerID, p.Owner.IfName}] = true
+		}
 	}
 	lsps, err := m.deps.Northbound.ListOwnedLogicalPorts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list logical ports: %w", err)
 	}
 	for _, p := range lsps {
-		if p.Owner.Node == m.cfg.NodeName {
+		if p.Owner.Node == m.cfg.NodeName && p.Owner.Role == "" {
 			keys[Key{p.Owner.ContainerID, p.Owner.IfName}] = true
 		}
 	}

@@ -208,12 +208,20 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 	if err := m.deps.VSwitch.WaitOVNInstalled(wctx, names.OVSIf); err != nil {
 		return nil, fmt.Errorf("wait for ovn-controller to install %s: %w", names.OVSIf, err)
 	}
+	if err := linkUp(names.OVSIf); err != nil {
+		return nil, err
+	}
 	return result(r, n, names, link, mac, addr), nil
 }
 
 // prepareOVSLink waits for ovs-vswitchd to create the internal port's tap, then readies
 // it: up, the pod's MTU, and no IPv6 of its own (nothing but pod traffic may reach OVS
 // through it, or port security would see a stranger's MAC).
+//
+// ovs-vswitchd changes the device's flags while it adds the port (it turns promiscuous
+// mode on with a read-modify-write of flags it read before): an "up" set before it is
+// done is lost and the port stays down for good. So the link is set up only once OVS
+// has assigned the port's ofport, which it does after that.
 func (m *Manager) prepareOVSLink(ctx context.Context, name string, mtu int) (netlink.Link, error) {
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.LinkWait)
 	defer cancel()
@@ -221,11 +229,13 @@ func (m *Manager) prepareOVSLink(ctx context.Context, name string, mtu int) (net
 	for {
 		var err error
 		if l, err = netlink.LinkByName(name); err == nil {
-			break
+			if p, perr := m.deps.VSwitch.GetPort(wctx, name); perr == nil && p.OFPort > 0 {
+				break
+			}
 		}
 		select {
 		case <-wctx.Done():
-			return nil, fmt.Errorf("wait for ovs-vswitchd to create %s: %w", name, wctx.Err())
+			return nil, fmt.Errorf("wait for ovs-vswitchd to add %s: %w", name, wctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
@@ -241,6 +251,22 @@ func (m *Manager) prepareOVSLink(ctx context.Context, name string, mtu int) (net
 		return nil, fmt.Errorf("set %s up: %w", name, err)
 	}
 	return l, nil
+}
+
+// linkUp makes sure a link is administratively up (setting it up again if something
+// took it down), and reports an error naming it otherwise.
+func linkUp(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("ovs port %s: %w", name, err)
+	}
+	if l.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	return nil
 }
 
 func result(r Request, n Network, names Names, link podnet.Link, mac net.HardwareAddr, addr netip.Prefix) *current.Result {

@@ -13,6 +13,9 @@ const (
 	HostIfPrefix = "sdnh"
 	OVSIfPrefix  = "sdno"
 	lspPrefix    = "sdncni-"
+	// NodeOwnerPrefix starts the ContainerID of addresses the node itself holds (a
+	// management port's "mgmt:<vpn>"); GC and Reconcile never treat them as pods'.
+	NodeOwnerPrefix = "mgmt:"
 )
 
 // Key identifies one attachment, as the runtime does.

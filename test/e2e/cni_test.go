@@ -107,6 +107,10 @@ func TestCheckFindsDamage(t *testing.T) {
 		{"ovs port", func(t *testing.T, p *pod) {
 			n.ovn.Vsctl(t, "del-port", n.ovn.Bridge, ovsIf(p))
 		}, "ovs port"},
+		{"ovs port down", func(t *testing.T, p *pod) {
+			out, err := exec.Command("ip", "-n", n.ovn.NetNS, "link", "set", ovsIf(p), "down").CombinedOutput()
+			require.NoError(t, err, string(out))
+		}, "down"},
 		{"ovn port", func(t *testing.T, p *pod) {
 			n.ovn.Nbctl(t, "lsp-del", lspName(p))
 		}, "logical port"},
