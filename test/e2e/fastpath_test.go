@@ -144,36 +144,7 @@ func dialFrom(p *pod, network, addr string, timeout time.Duration) (net.Conn, er
 // bulkTCP sends size bytes from a to b over one TCP connection; b counts them.
 func bulkTCP(t *testing.T, a, b *pod, ipB netip.Addr, size int) {
 	t.Helper()
-	l, _ := listenIn(t, b, "tcp4", ":7780")
-	defer l.Close()
-	type res struct {
-		n   int64
-		err error
-	}
-	done := make(chan res, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			done <- res{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		n, err := io.Copy(io.Discard, c)
-		done <- res{n, err}
-	}()
-	c, err := dialFrom(a, "tcp4", netip.AddrPortFrom(ipB, 7780).String(), 5*time.Second)
-	require.NoError(t, err)
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	buf := make([]byte, 256<<10)
-	for sent := 0; sent < size; sent += len(buf) {
-		_, err := c.Write(buf)
-		require.NoError(t, err)
-	}
-	require.NoError(t, c.Close())
-	r := <-done
-	require.NoError(t, r.err)
-	require.Equal(t, int64(size), r.n, "bytes received")
+	tcpTransfer(t, a, b, ipB, 7780, size, 30*time.Second)
 }
 
 // udpExactlyOnce sends count numbered datagrams from a to b and requires b to receive

@@ -19,7 +19,6 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sdncni/sdncni/internal/testenv"
@@ -152,8 +151,9 @@ func pingRTT(t *testing.T, p *pod, dst netip.Addr, count, size int, df bool) tim
 // receive all of them within timeout and returns the throughput in Gbit/s.
 func tcpTransfer(t *testing.T, a, b *pod, ipB netip.Addr, port, size int, timeout time.Duration) float64 {
 	t.Helper()
-	l := mnListen(t, b, fmt.Sprintf(":%d", port))
-	defer l.Close()
+	ln, _ := listenIn(t, b, "tcp4", fmt.Sprintf(":%d", port))
+	defer ln.Close()
+	l := ln.(*net.TCPListener)
 	_ = l.SetDeadline(time.Now().Add(timeout))
 	type res struct {
 		n   int64
@@ -172,7 +172,8 @@ func tcpTransfer(t *testing.T, a, b *pod, ipB netip.Addr, port, size int, timeou
 		done <- res{n, err}
 	}()
 	addr := netip.AddrPortFrom(ipB, uint16(port)).String()
-	c := mnDial(t, a, addr)
+	c, err := dialFrom(a, "tcp4", addr, 5*time.Second)
+	require.NoError(t, err, "dial %s from %s", addr, a.name)
 	start := time.Now()
 	_ = c.SetDeadline(start.Add(timeout))
 	buf := make([]byte, 128<<10)
@@ -188,37 +189,6 @@ func tcpTransfer(t *testing.T, a, b *pod, ipB netip.Addr, port, size int, timeou
 	require.NoError(t, r.err)
 	require.Equal(t, int64(size), r.n, "bytes received")
 	return float64(size) * 8 / elapsed.Seconds() / 1e9
-}
-
-// mnListen opens a TCP listener inside p's netns (a socket stays in the netns it was
-// made in).
-func mnListen(t *testing.T, p *pod, addr string) *net.TCPListener {
-	t.Helper()
-	pns, err := ns.GetNS(p.netns)
-	require.NoError(t, err)
-	defer pns.Close()
-	var l net.Listener
-	require.NoError(t, pns.Do(func(ns.NetNS) error {
-		var err error
-		l, err = net.Listen("tcp4", addr)
-		return err
-	}))
-	return l.(*net.TCPListener)
-}
-
-// mnDial connects to addr from inside p's netns.
-func mnDial(t *testing.T, p *pod, addr string) net.Conn {
-	t.Helper()
-	pns, err := ns.GetNS(p.netns)
-	require.NoError(t, err)
-	defer pns.Close()
-	var c net.Conn
-	require.NoError(t, pns.Do(func(ns.NetNS) error {
-		var err error
-		c, err = net.DialTimeout("tcp4", addr, 5*time.Second)
-		return err
-	}), "dial %s from %s", addr, p.name)
-	return c
 }
 
 // gcNode runs CNI GC on n with keep as the valid attachments.
