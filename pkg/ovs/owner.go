@@ -14,6 +14,9 @@ const (
 	// KeyNode names the node whose controller created the row; a node's GC touches only
 	// its own rows of the shared Northbound database.
 	KeyNode = "sdncni.io/node"
+	// KeyRole marks rows that are not pod attachments (e.g. "management-port"); pod
+	// rows have none.
+	KeyRole = "sdncni.io/role"
 
 	// KeyIfaceID binds an OVS Interface to the OVN logical switch port of that name.
 	KeyIfaceID = "iface-id"
@@ -29,6 +32,8 @@ type Owner struct {
 	IfName       string
 	Network      string
 	Node         string
+	// Role is empty for a pod attachment and names the role of any other row.
+	Role string
 }
 
 // ExternalIDs returns the owner mark and every non-empty Owner field as external_ids.
@@ -41,6 +46,7 @@ func (o Owner) ExternalIDs() map[string]string {
 		KeyIfName:       o.IfName,
 		KeyNetwork:      o.Network,
 		KeyNode:         o.Node,
+		KeyRole:         o.Role,
 	} {
 		if v != "" {
 			m[k] = v
@@ -62,6 +68,7 @@ func OwnerFromExternalIDs(ids map[string]string) (Owner, bool) {
 		IfName:       ids[KeyIfName],
 		Network:      ids[KeyNetwork],
 		Node:         ids[KeyNode],
+		Role:         ids[KeyRole],
 	}, true
 }
 
