@@ -67,7 +67,7 @@ func acquireFileLock(ctx context.Context, path string, exclusive bool) (func() e
 	case <-ctx.Done():
 		go func() {
 			<-done
-			f.Close()
+			_ = f.Close() // drops the lock the abandoned flock may have taken
 		}()
 		return nil, fmt.Errorf("wait for lock %s: %w", path, ctx.Err())
 	}

@@ -147,14 +147,13 @@ func (n *Northbound) ensureNetwork(ctx context.Context, nw Network) error {
 			return fmt.Errorf("create ops: %w", err)
 		}
 	}
-	switch {
-	case ls == nil:
+	if ls == nil {
 		ls = &nb.LogicalSwitch{UUID: "new_ls", Name: SwitchName(nw.Name), ExternalIDs: lsIDs,
 			Ports: []string{lsp.UUID}}
 		if err := add(n.c.Create(ls)); err != nil {
 			return fmt.Errorf("create ops: %w", err)
 		}
-	default:
+	} else {
 		if lspMissing || !slices.Contains(ls.Ports, lsp.UUID) {
 			if err := add(n.c.Where(ls).Mutate(ls, model.Mutation{
 				Field: &ls.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{lsp.UUID},

@@ -72,7 +72,7 @@ func run(ctx context.Context, o opts) error {
 		return err
 	}
 	fmt.Printf("%-28s %8s %8s %8s %8s\n", "operation", "p50", "p99", "max", "n")
-	printRow(fmt.Sprintf("ADD sequential"), seqAdd)
+	printRow("ADD sequential", seqAdd)
 	printRow("DEL sequential", seqDel)
 	printRow(fmt.Sprintf("ADD %d-way parallel", o.parallel), parAdd)
 	printRow(fmt.Sprintf("DEL %d-way parallel", o.parallel), parDel)

@@ -26,7 +26,11 @@ func runVPNs(ctx context.Context, o opts) error {
 	if err != nil {
 		return err
 	}
-	defer api.Stop()
+	defer func() {
+		if err := api.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop API server:", err)
+		}
+	}()
 	u, err := url.Parse(api.Config.Host)
 	if err != nil {
 		return err
