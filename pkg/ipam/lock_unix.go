@@ -66,8 +66,11 @@ func acquireFileLock(ctx context.Context, path string, exclusive bool) (func() e
 		return release, nil
 	case <-ctx.Done():
 		go func() {
-			<-done
-			_ = f.Close() // drops the lock the abandoned flock may have taken
+			if err := <-done; err == nil {
+				_ = f.Close() // drops the lock the abandoned flock took
+				return
+			}
+			_ = f.Close()
 		}()
 		return nil, fmt.Errorf("wait for lock %s: %w", path, ctx.Err())
 	}
