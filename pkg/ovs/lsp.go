@@ -22,6 +22,9 @@ type LogicalPort struct {
 	MAC   net.HardwareAddr
 	IPs   []netip.Addr
 	Owner Owner
+	// MACOnlyPortSecurity limits port_security to the MAC, so the port may send packets
+	// with any source IP (a management port forwarding replies from outside).
+	MACOnlyPortSecurity bool
 }
 
 // LogicalPortInfo is what GetLogicalPort and ListOwnedLogicalPorts report.
@@ -65,8 +68,12 @@ func (n *Northbound) addLogicalPort(ctx context.Context, network string, lp Logi
 	if ls == nil {
 		return fmt.Errorf("network %s: %w", network, ErrNotFound)
 	}
+	portSecurity := addr
+	if lp.MACOnlyPortSecurity {
+		portSecurity = lp.MAC.String()
+	}
 	lsp := &nb.LogicalSwitchPort{
-		UUID: "new_lsp", Name: lp.Name, Addresses: []string{addr}, PortSecurity: []string{addr},
+		UUID: "new_lsp", Name: lp.Name, Addresses: []string{addr}, PortSecurity: []string{portSecurity},
 		ExternalIDs: lp.Owner.ExternalIDs(),
 	}
 	ops, err := n.c.Create(lsp)
