@@ -16,14 +16,18 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
+	"github.com/sdncni/sdncni/pkg/attach"
 	"github.com/sdncni/sdncni/pkg/datapath"
+	"github.com/sdncni/sdncni/pkg/gateway"
+	"github.com/sdncni/sdncni/pkg/ipam"
 	"github.com/sdncni/sdncni/pkg/ovs"
 	"github.com/sdncni/sdncni/pkg/vpn"
 )
 
 // kubeMode starts the controller-runtime manager: the leader-elected cluster role and
 // the node role's informers. It returns the node's Networks once the caches are synced.
-func kubeMode(ctx context.Context, o *options, nb *ovs.Northbound, dp *datapath.Datapath, log logr.Logger) (*vpn.NodeNetworks, error) {
+func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbound, store *ipam.Store, dp *datapath.Datapath,
+	log logr.Logger) (*vpn.NodeNetworks, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
@@ -61,6 +65,24 @@ func kubeMode(ctx context.Context, o *options, nb *ovs.Northbound, dp *datapath.
 	if err != nil {
 		return nil, fmt.Errorf("api client: %w", err)
 	}
+	// The node's gateway: management ports per VPN, forwarding and the isolation guard.
+	if err := gateway.EnsureNetfilter(); err != nil {
+		return nil, err
+	}
+	nodeNets := vpn.NewNodeNetworks(mgr.GetCache(), direct, o.nodeName, o.mtu, log.WithName("vpn-node"))
+	gw := gateway.New(gateway.Config{Bridge: o.bridge, Node: o.nodeName}, vs, nb, store, log.WithName("gateway"))
+	nodeNets.OnBlock(func(ctx context.Context, net attach.Network) {
+		// Only the address here, so the ADD that claimed the block is not slowed; the
+		// gateway reconciler builds the port when it sees the block.
+		if _, err := gw.Reserve(ctx, net); err != nil {
+			log.Error(err, "reserve management address", "vpn", net.Name)
+		}
+	})
+	gr := &gateway.Reconciler{Cache: mgr.GetCache(), API: direct, Networks: nodeNets, Gateway: gw, Node: o.nodeName,
+		Log: log.WithName("gateway")}
+	if err := gr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	if err := ensureDefaultVPN(ctx, direct, o); err != nil {
 		return nil, err
 	}
@@ -77,7 +99,18 @@ func kubeMode(ctx context.Context, o *options, nb *ovs.Northbound, dp *datapath.
 	if err := mgr.GetCache().List(ctx, &warm); err != nil {
 		return nil, fmt.Errorf("start vpnblock informer: %w", err)
 	}
-	return vpn.NewNodeNetworks(mgr.GetCache(), direct, o.nodeName, o.mtu, log.WithName("vpn-node")), nil
+	var vpns v1alpha1.VirtualPrivateNetworkList
+	if err := mgr.GetCache().List(ctx, &vpns); err != nil {
+		return nil, fmt.Errorf("list vpns: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, v := range vpns.Items {
+		keep[v.Name] = v.DeletionTimestamp.IsZero()
+	}
+	if err := gw.Sweep(ctx, keep); err != nil {
+		log.Error(err, "sweep management ports of deleted VPNs")
+	}
+	return nodeNets, nil
 }
 
 // ensureDefaultVPN creates the default VPN from the flags if nobody has yet. Any node may

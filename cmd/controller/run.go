@@ -19,6 +19,7 @@ import (
 	"github.com/sdncni/sdncni/pkg/attach"
 	"github.com/sdncni/sdncni/pkg/cniserver"
 	"github.com/sdncni/sdncni/pkg/datapath"
+	"github.com/sdncni/sdncni/pkg/gateway"
 	"github.com/sdncni/sdncni/pkg/ipam"
 	"github.com/sdncni/sdncni/pkg/metrics"
 	"github.com/sdncni/sdncni/pkg/ovs"
@@ -73,7 +74,7 @@ func run(ctx context.Context, o *options) error {
 	var networks attach.Networks
 	if o.kubeconfig != "" {
 		// The manager lives as long as the controller, not the start-up deadline.
-		kn, err := kubeMode(ctx, o, nb, dp, log)
+		kn, err := kubeMode(ctx, o, vs, nb, store, dp, log)
 		if err != nil {
 			return err
 		}
@@ -177,6 +178,9 @@ func teardown(ctx context.Context, o *options, log logr.Logger) error {
 		return fmt.Errorf("open datapath: %w", err)
 	}
 	if err := dp.Teardown(ctx); err != nil {
+		return fmt.Errorf("teardown: %w", err)
+	}
+	if err := gateway.DeleteNetfilter(); err != nil {
 		return fmt.Errorf("teardown: %w", err)
 	}
 	log.Info("fast path removed", "pinDir", o.pinDir)

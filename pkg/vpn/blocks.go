@@ -31,3 +31,23 @@ func Blocks(cidr netip.Prefix, size int) (int, func(i int) netip.Prefix, error) 
 		return netip.PrefixFrom(netip.AddrFrom4(a), size)
 	}, nil
 }
+
+// NextFreeBlock returns the index of the first block at or after from (of count, the
+// i-th being block(i)) that overlaps none of held, or -1. Blocks of a VPN never overlap
+// each other, so held may mix this VPN's blocks and other VPNs' blocks on the node.
+func NextFreeBlock(from, count int, block func(int) netip.Prefix, held []netip.Prefix) int {
+	for i := from; i < count; i++ {
+		p := block(i)
+		free := true
+		for _, h := range held {
+			if h.Overlaps(p) {
+				free = false
+				break
+			}
+		}
+		if free {
+			return i
+		}
+	}
+	return -1
+}

@@ -144,6 +144,9 @@ func (r *ClusterReconciler) realise(ctx context.Context, v *v1alpha1.VirtualPriv
 	}
 	st.Pods, st.PodsOnOldVPN = 0, 0
 	for _, p := range lsps {
+		if p.Owner.Role != "" {
+			continue // a node's management port, not a pod
+		}
 		owner, _ := claims.Owner(p.Owner.PodNamespace)
 		switch {
 		case p.Owner.Network == v.Name:
@@ -170,7 +173,7 @@ func (r *ClusterReconciler) finalize(ctx context.Context, v *v1alpha1.VirtualPri
 	}
 	attached := 0
 	for _, p := range lsps {
-		if p.Owner.Network == v.Name {
+		if p.Owner.Network == v.Name && p.Owner.Role == "" {
 			attached++
 		}
 	}

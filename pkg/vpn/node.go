@@ -27,7 +27,13 @@ type NodeNetworks struct {
 	defaultMTU int
 	log        logr.Logger
 	growMu     sync.Mutex
+	onBlock    func(ctx context.Context, net attach.Network)
 }
+
+// OnBlock registers f to run after Grow has claimed a block (f gets the network with
+// its new ranges), before the ADD that needed it allocates: the gateway uses it to set
+// up the VPN's management port. f must not fail the ADD; it reports its own errors.
+func (n *NodeNetworks) OnBlock(f func(ctx context.Context, net attach.Network)) { n.onBlock = f }
 
 var (
 	_ attach.Networks = (*NodeNetworks)(nil)
@@ -138,7 +144,9 @@ func (n *NodeNetworks) All() []attach.Network {
 }
 
 // Grow implements attach.Grower: it claims the first free block of net's CIDR for this
-// node by creating its VPNBlock. The API server refuses a second object of the same name,
+// node by creating its VPNBlock. It never takes a block that overlaps one this node
+// holds in any VPN, so on one node each address belongs to at most one VPN and the node
+// can route every block to its VPN (see docs/gateway.md). The API server refuses a second object of the same name,
 // so two nodes racing for a block cannot both win.
 func (n *NodeNetworks) Grow(ctx context.Context, net attach.Network) (attach.Network, error) {
 	n.growMu.Lock()
@@ -155,21 +163,24 @@ func (n *NodeNetworks) Grow(ctx context.Context, net attach.Network) (attach.Net
 	if err != nil {
 		return net, err
 	}
-	have := map[netip.Prefix]bool{}
-	for _, r := range net.Ranges {
-		have[r] = true
+	held, err := n.heldBlocks(ctx)
+	if err != nil {
+		return net, err
 	}
-	for i := range count {
-		p := block(i)
-		if have[p] {
-			continue
+	held = append(held, net.Ranges...)
+	for i := 0; ; i++ {
+		i = NextFreeBlock(i, count, block, held)
+		if i < 0 {
+			break
 		}
+		p := block(i)
 		b := v1alpha1.NewVPNBlock(net.Name, p, n.node)
 		err := n.api.Create(ctx, b)
 		if apierrors.IsAlreadyExists(err) {
 			var cur v1alpha1.VPNBlock
 			if gerr := n.api.Get(ctx, client.ObjectKeyFromObject(b), &cur); gerr == nil && cur.Spec.Node == n.node {
 				net.Ranges = append(net.Ranges, p) // ours already; the cache had not seen it
+				n.claimed(ctx, net)
 				return net, nil
 			}
 			continue
@@ -179,7 +190,30 @@ func (n *NodeNetworks) Grow(ctx context.Context, net attach.Network) (attach.Net
 		}
 		n.log.Info("claimed address block", "vpn", net.Name, "block", p)
 		net.Ranges = append(net.Ranges, p)
+		n.claimed(ctx, net)
 		return net, nil
 	}
 	return net, fmt.Errorf("%w: %s (/%d blocks)", ErrNoBlocks, net.Prefix, size)
+}
+
+func (n *NodeNetworks) claimed(ctx context.Context, net attach.Network) {
+	if n.onBlock != nil {
+		n.onBlock(ctx, net)
+	}
+}
+
+// heldBlocks lists the blocks this node holds in every VPN, read from the API server
+// (not the cache) so a block claimed a moment ago counts.
+func (n *NodeNetworks) heldBlocks(ctx context.Context) ([]netip.Prefix, error) {
+	var blocks v1alpha1.VPNBlockList
+	if err := n.api.List(ctx, &blocks, client.MatchingLabels{v1alpha1.LabelNode: n.node}); err != nil {
+		return nil, fmt.Errorf("list blocks of node %s: %w", n.node, err)
+	}
+	var out []netip.Prefix
+	for _, b := range blocks.Items {
+		if p, err := netip.ParsePrefix(b.Spec.CIDR); err == nil && b.Spec.Node == n.node {
+			out = append(out, p.Masked())
+		}
+	}
+	return out, nil
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/sdncni/sdncni/internal/testenv"
 	"github.com/sdncni/sdncni/pkg/attach"
+	"github.com/sdncni/sdncni/pkg/gateway"
 	"github.com/sdncni/sdncni/pkg/ipam"
 )
 
@@ -299,11 +300,14 @@ func (n *node) check(t *testing.T, version string, p *pod) error {
 func (n *node) leftovers(t *testing.T) []string {
 	t.Helper()
 	var left []string
+	// A VPN's management port (pkg/gateway) belongs to the node, not to a pod.
 	for _, p := range strings.Fields(n.ovn.Vsctl(t, "list-ports", n.ovn.Bridge)) {
-		left = append(left, "ovs port "+p)
+		if !strings.HasPrefix(p, gateway.PortPrefix) {
+			left = append(left, "ovs port "+p)
+		}
 	}
 	for _, line := range strings.Split(n.ovn.Nbctl(t, "--bare", "--columns=name", "find", "Logical_Switch_Port", "type=\"\""), "\n") {
-		if s := strings.TrimSpace(line); s != "" {
+		if s := strings.TrimSpace(line); s != "" && !strings.HasPrefix(s, "sdncni-mp-") {
 			left = append(left, "ovn lsp "+s)
 		}
 	}
@@ -313,7 +317,9 @@ func (n *node) leftovers(t *testing.T) []string {
 	require.NoError(t, err)
 	_ = st.Close()
 	for _, a := range allocs {
-		left = append(left, "address "+a.Addr.String())
+		if !strings.HasPrefix(a.Owner.ContainerID, attach.NodeOwnerPrefix) {
+			left = append(left, "address "+a.Addr.String())
+		}
 	}
 	out, err := exec.Command("ip", "-n", n.ovn.NetNS, "-o", "link", "show").CombinedOutput()
 	require.NoError(t, err, string(out))

@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// configureLink waits for ovs-vswitchd to create the port's tap, then gives it mac, ip
+// as /32, IPv6 off, mtu, up, and a route to each block through it with ip as source;
+// routes through it to anything else are removed.
+func (g *Gateway) configureLink(ctx context.Context, name string, mac net.HardwareAddr, ip netip.Addr, mtu int, blocks []netip.Prefix) error {
+	l, err := g.waitLink(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/disable_ipv6", name), "1"); err != nil {
+		return err
+	}
+	if !bytes.Equal(l.Attrs().HardwareAddr, mac) {
+		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
+			return fmt.Errorf("set mac of %s: %w", name, err)
+		}
+	}
+	if mtu > 0 && l.Attrs().MTU != mtu {
+		if err := netlink.LinkSetMTU(l, mtu); err != nil {
+			return fmt.Errorf("set mtu of %s: %w", name, err)
+		}
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	if err := netlink.AddrReplace(l, addr); err != nil {
+		return fmt.Errorf("set address of %s: %w", name, err)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	want := map[string]bool{}
+	for _, b := range blocks {
+		b = b.Masked()
+		want[b.String()] = true
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: b.Addr().AsSlice(), Mask: net.CIDRMask(b.Bits(), 32)},
+			Src: ip.AsSlice(), Scope: netlink.SCOPE_LINK}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("route %s via %s: %w", b, name, err)
+		}
+	}
+	have, err := netlink.RouteList(l, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("list routes of %s: %w", name, err)
+	}
+	for _, r := range have {
+		if r.Dst == nil || r.Protocol == unix.RTPROT_KERNEL || want[r.Dst.String()] {
+			continue
+		}
+		if err := netlink.RouteDel(&r); err != nil {
+			return fmt.Errorf("remove stale route %s via %s: %w", r.Dst, name, err)
+		}
+	}
+	return nil
+}
+
+// waitLink waits until ovs-vswitchd has created tap name and attached it (ofport > 0).
+func (g *Gateway) waitLink(ctx context.Context, name string) (netlink.Link, error) {
+	wctx, cancel := context.WithTimeout(ctx, g.cfg.LinkWait)
+	defer cancel()
+	for {
+		if l, err := netlink.LinkByName(name); err == nil {
+			if p, perr := g.vs.GetPort(wctx, name); perr == nil && p.OFPort > 0 {
+				return l, nil
+			}
+		}
+		select {
+		case <-wctx.Done():
+			return nil, fmt.Errorf("wait for ovs-vswitchd to add %s: %w", name, wctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func setSysctl(key, value string) error {
+	if err := os.WriteFile("/proc/sys/"+key, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+	"github.com/google/nftables"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sdncni/sdncni/internal/testenv"
+)
+
+// TestNetfilterIdempotent: in a fresh netns, EnsureNetfilter twice leaves one table with
+// its two chains and four rules; DeleteNetfilter removes it, twice without error.
+func TestNetfilterIdempotent(t *testing.T) {
+	testenv.RequireRoot(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	n, err := testutils.NewNS()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = n.Close(); _ = testutils.UnmountNS(n) })
+	require.NoError(t, n.Do(func(ns.NetNS) error {
+		for range 2 {
+			if err := EnsureNetfilter(); err != nil {
+				return err
+			}
+		}
+		c, err := nftables.New()
+		require.NoError(t, err)
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+		require.NoError(t, err)
+		rules := 0
+		var names []string
+		for _, ch := range chains {
+			if ch.Table.Name != TableName {
+				continue
+			}
+			names = append(names, ch.Name)
+			rs, err := c.GetRules(ch.Table, ch)
+			require.NoError(t, err)
+			rules += len(rs)
+		}
+		require.ElementsMatch(t, []string{"forward", "postrouting"}, names)
+		require.Equal(t, 4, rules)
+		require.NoError(t, DeleteNetfilter())
+		require.NoError(t, DeleteNetfilter())
+		tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+		require.NoError(t, err)
+		for _, tb := range tables {
+			require.NotEqual(t, TableName, tb.Name)
+		}
+		return nil
+	}))
+}
