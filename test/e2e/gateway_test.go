@@ -323,3 +323,60 @@ func inNetNS(t *testing.T, path string, f func() error) {
 	defer nns.Close()
 	require.NoError(t, nns.Do(func(ns.NetNS) error { return f() }))
 }
+
+// TestGatewayTwoNodesSameAddress: two nodes, two VPNs with the same CIDR, one pod of each
+// on its own node — both get the same address. Each node reaches its pod, each pod
+// reaches its node's "outside" and leaves with its node's address; after every
+// controller restarts the same holds and each node still has one management port.
+func TestGatewayTwoNodesSameAddress(t *testing.T) {
+	api := testenv.StartAPIServer(t)
+	createNamespaces(t, api, "sdncni-system", "gw-c", "gw-d")
+	c := testenv.StartCluster(t, 2)
+	nodes := []*node{
+		startVPNController(t, c.Nodes[0], api, "10.87.0.0/16"),
+		startVPNController(t, c.Nodes[1], api, "10.87.0.0/16"),
+	}
+	createVPN(t, api, "gw-3", "10.93.0.0/24", "gw-c")
+	createVPN(t, api, "gw-4", "10.93.0.0/24", "gw-d")
+	waitVPN(t, api, "gw-3", ready)
+	waitVPN(t, api, "gw-4", ready)
+
+	pods := []*tpod{{pod: newPodIn(t, "c1", "gw-c"), vpn: "gw-3"}, {pod: newPodIn(t, "d1", "gw-d"), vpn: "gw-4"}}
+	for i, p := range pods {
+		p.ip = nodes[i].mustAdd(t, "1.1.0", p.pod)
+		serveBanner(t, p.pod)
+		t.Cleanup(func() { _ = nodes[i].del(t, "1.1.0", p.pod) })
+		t.Logf("%s: %s in %s on %s", p.name, p.ip, p.vpn, c.Nodes[i].SystemID)
+	}
+	require.Equal(t, pods[0].ip, pods[1].ip, "different nodes may hold the same block of two VPNs")
+	servers := []string{outside(t, c.Nodes[0]), outside(t, c.Nodes[1])}
+
+	check := func(t *testing.T) {
+		for i, p := range pods {
+			o := c.Nodes[i]
+			var got string
+			require.Eventually(t, func() bool {
+				got, _ = nodeBanner(o.NetNSPath, p.ip, time.Second)
+				return got == p.name
+			}, 20*time.Second, 100*time.Millisecond, "node %s → %s: got %q", o.SystemID, p.ip, got)
+			var err error
+			require.Eventually(t, func() bool {
+				got, err = whoAmIOutside(p.pod, servers[i], time.Second)
+				return err == nil
+			}, 20*time.Second, 200*time.Millisecond, "%s → outside: %v", p.name, err)
+			require.Equal(t, "198.18.0.1", got)
+			var mps []string
+			for _, port := range strings.Fields(o.Vsctl(t, "list-ports", o.Bridge)) {
+				if strings.HasPrefix(port, gateway.PortPrefix) {
+					mps = append(mps, port)
+				}
+			}
+			require.Equal(t, []string{gateway.NamesFor(p.vpn, o.SystemID).Port}, mps, "management ports on %s", o.SystemID)
+		}
+	}
+	t.Run("initial", check)
+	for _, n := range nodes {
+		n.restartController(n.extra...)
+	}
+	t.Run("after restart", check)
+}
