@@ -105,7 +105,7 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	}
 	keep := map[string]bool{}
 	for _, v := range vpns.Items {
-		keep[v.Name] = v.DeletionTimestamp.IsZero()
+		keep[v.Name] = true
 	}
 	if err := gw.Sweep(ctx, keep); err != nil {
 		log.Error(err, "sweep management ports of deleted VPNs")

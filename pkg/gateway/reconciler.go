@@ -24,8 +24,8 @@ type networks interface {
 }
 
 // Reconciler runs on every node (no leader election): each VPN that is realised and of
-// which this node holds blocks gets its management port; a VPN being deleted, gone, or
-// without blocks here loses it.
+// which this node holds blocks gets its management port; a VPN that is gone or has no
+// blocks here loses it. A VPN being deleted keeps what it has until it is gone.
 type Reconciler struct {
 	Cache    client.Reader // informer cache: VPNs
 	API      client.Reader // the API server itself: this node's blocks, fresh
@@ -60,8 +60,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, err
 	}
-	if err != nil || !v.DeletionTimestamp.IsZero() {
+	if err != nil {
 		return ctrl.Result{}, r.Gateway.Remove(ctx, name)
+	}
+	if !v.DeletionTimestamp.IsZero() {
+		// Its pods keep working until they are deleted, node access included; the port
+		// goes when the VPN is gone.
+		return ctrl.Result{}, nil
 	}
 	net, ok := r.Networks.ByName(name)
 	if !ok {
