@@ -25,8 +25,8 @@ func RouterPortName(network string) string { return "sdncni-" + network + "-lr-t
 func SwitchRouterPortName(network string) string { return "sdncni-" + network + "-ls-to-lr" }
 
 // Northbound is a client of the OVN Northbound database with a cache of the
-// Logical_Switch, Logical_Switch_Port, Logical_Router, Logical_Router_Port and
-// Logical_Router_Static_Route tables.
+// Logical_Switch, Logical_Switch_Port, Logical_Router, Logical_Router_Port,
+// Logical_Router_Static_Route and Load_Balancer tables.
 type Northbound struct {
 	c   client.Client
 	log logr.Logger
@@ -49,14 +49,16 @@ func NewNorthbound(ctx context.Context, endpoint string, log logr.Logger) (*Nort
 			lr  nb.LogicalRouter
 			lrp nb.LogicalRouterPort
 			sr  nb.LogicalRouterStaticRoute
+			lb  nb.LoadBalancer
 		)
 		return []client.MonitorOption{
-			client.WithTable(&ls, &ls.Name, &ls.Ports, &ls.ExternalIDs),
+			client.WithTable(&ls, &ls.Name, &ls.Ports, &ls.LoadBalancer, &ls.ExternalIDs),
 			client.WithTable(&lsp, &lsp.Name, &lsp.Type, &lsp.Addresses, &lsp.PortSecurity,
 				&lsp.Options, &lsp.ExternalIDs, &lsp.Up),
-			client.WithTable(&lr, &lr.Name, &lr.Ports, &lr.StaticRoutes, &lr.ExternalIDs),
+			client.WithTable(&lr, &lr.Name, &lr.Ports, &lr.StaticRoutes, &lr.LoadBalancer, &lr.ExternalIDs),
 			client.WithTable(&sr, &sr.IPPrefix, &sr.Nexthop, &sr.Policy, &sr.ExternalIDs),
 			client.WithTable(&lrp, &lrp.Name, &lrp.MAC, &lrp.Networks, &lrp.ExternalIDs),
+			client.WithTable(&lb, &lb.Name, &lb.Protocol, &lb.Vips, &lb.ExternalIDs),
 		}
 	})
 	if err != nil {
