@@ -8,7 +8,8 @@ package v1alpha1
 // +kubebuilder:rbac:groups=sdncni.io,resources=virtualprivatenetworks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=sdncni.io,resources=virtualprivatenetworks/finalizers,verbs=update
 // +kubebuilder:rbac:groups=sdncni.io,resources=vpnblocks,verbs=get;list;watch;create;delete;deletecollection
-// +kubebuilder:rbac:groups="",resources=namespaces;pods;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces;pods;nodes;services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=sdncni-system,resources=leases,verbs=get;create;update

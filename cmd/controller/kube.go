@@ -58,6 +58,10 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err := cr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	sr := &vpn.ServiceReconciler{Client: mgr.GetClient(), NB: nb, Resync: time.Minute, Log: log.WithName("service")}
+	if err := sr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	if err := (&vpn.FastPathReconciler{Client: mgr.GetClient(), Datapath: dp}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

@@ -17,7 +17,8 @@ type vpnSwitch interface {
 }
 
 // FastPathReconciler runs on every node (no leader election): it applies each VPN's
-// spec.fastPath to this node's datapath. Running pods switch paths on their next
+// spec.fastPath to this node's datapath, off while the VPN carries
+// AnnotationFastPathOff (it has Services). Running pods switch paths on their next
 // packet; nothing restarts.
 type FastPathReconciler struct {
 	Client   client.Client
@@ -43,7 +44,8 @@ func (r *FastPathReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if v.Status.VPNID == 0 {
 		return ctrl.Result{}, nil
 	}
-	on := v.Spec.FastPath == nil || *v.Spec.FastPath
+	_, services := v.Annotations[AnnotationFastPathOff]
+	on := (v.Spec.FastPath == nil || *v.Spec.FastPath) && !services
 	if err := r.Datapath.SetVPNFastPath(ctx, v.Status.VPNID, on); err != nil {
 		return ctrl.Result{}, fmt.Errorf("fast path of vpn %s: %w", v.Name, err)
 	}

@@ -1,0 +1,327 @@
+package vpn
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
+	"github.com/sdncni/sdncni/pkg/ovs"
+)
+
+// loadBalancers is what ServiceReconciler needs of OVN NB (*ovs.Northbound).
+type loadBalancers interface {
+	EnsureLoadBalancer(ctx context.Context, lb ovs.LoadBalancer) error
+	DeleteLoadBalancer(ctx context.Context, name string) error
+	ListOwnedLoadBalancers(ctx context.Context) ([]ovs.LoadBalancer, error)
+	SetEndpointRoutes(ctx context.Context, endpoints map[string][]netip.Addr) error
+}
+
+var _ loadBalancers = (*ovs.Northbound)(nil)
+
+// ServiceReconciler is part of the cluster role (leader-elected): it realises each
+// ClusterIP Service as one OVN load balancer per protocol on its namespace's VPN only
+// (that VPN's switch and router), with the ready endpoints of its EndpointSlices as
+// backends. A Service whose namespace is in conflict, or whose VPN is not realised,
+// has no load balancer. Load balancers whose Service is gone are removed on every
+// reconcile, so no finalizer is needed.
+type ServiceReconciler struct {
+	Client client.Client
+	NB     loadBalancers
+	// Resync re-runs each Service this often (garbage collection after a restart).
+	Resync time.Duration
+	Log    logr.Logger
+}
+
+// SetupWithManager registers the reconciler: a Service is reconciled when it, one of
+// its EndpointSlices, its Namespace or any VPN changes (ownership may move).
+func (r *ServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	slice := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		name := o.GetLabels()[discoveryv1.LabelServiceName]
+		if name == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+	})
+	services := func(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+		var l corev1.ServiceList
+		if err := r.Client.List(ctx, &l, opts...); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(l.Items))
+		for _, s := range l.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+		}
+		return reqs
+	}
+	ns := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		return services(ctx, client.InNamespace(o.GetName()))
+	})
+	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+		return services(ctx)
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("service").
+		For(&corev1.Service{}).
+		Watches(&discoveryv1.EndpointSlice{}, slice).
+		Watches(&corev1.Namespace{}, ns).
+		Watches(&v1alpha1.VirtualPrivateNetwork{}, all).
+		Complete(r)
+}
+
+// Reconcile realises one Service and removes load balancers of Services that are gone.
+func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	key := req.Namespace + "/" + req.Name
+	want, err := r.want(ctx, req)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, lb := range want {
+		if err := r.NB.EnsureLoadBalancer(ctx, lb); err != nil {
+			return ctrl.Result{}, fmt.Errorf("service %s: %w", key, err)
+		}
+	}
+	owned, err := r.NB.ListOwnedLoadBalancers(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, lb := range owned {
+		stale := lb.Service == key && !slices.ContainsFunc(want, func(w ovs.LoadBalancer) bool { return w.Name == lb.Name })
+		if !stale && lb.Service != key {
+			stale, err = r.serviceGone(ctx, lb.Service)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		if stale {
+			if err := r.NB.DeleteLoadBalancer(ctx, lb.Name); err != nil {
+				return ctrl.Result{}, fmt.Errorf("service %s: %w", lb.Service, err)
+			}
+			r.Log.V(1).Info("load balancer removed", "name", lb.Name, "service", lb.Service)
+		}
+	}
+	if err := r.endpointRoutes(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: r.Resync}, nil
+}
+
+// endpointRoutes gives every backend that is a pod of its load balancer's VPN (an
+// address in the VPN's CIDR) a /32 route on the VPN's router (see ovs.SetEndpointRoutes),
+// removes the routes of backends that are gone, and marks the VPNs that have such
+// backends. Backends outside the VPN (host-network endpoints such as the API server's)
+// need neither: the router sends them to the node and their replies come back through OVS.
+func (r *ServiceReconciler) endpointRoutes(ctx context.Context) error {
+	owned, err := r.NB.ListOwnedLoadBalancers(ctx)
+	if err != nil {
+		return err
+	}
+	var vpns v1alpha1.VirtualPrivateNetworkList
+	if err := r.Client.List(ctx, &vpns); err != nil {
+		return fmt.Errorf("list vpns: %w", err)
+	}
+	cidrs := map[string]netip.Prefix{}
+	for _, v := range vpns.Items {
+		if p, err := netip.ParsePrefix(v.Spec.CIDR); err == nil {
+			cidrs[v.Name] = p.Masked()
+		}
+	}
+	eps := map[string][]netip.Addr{}
+	for _, lb := range owned {
+		for _, backends := range lb.VIPs {
+			for _, b := range strings.Split(backends, ",") {
+				ap, err := netip.ParseAddrPort(b)
+				if err == nil && cidrs[lb.Network].Contains(ap.Addr()) && !slices.Contains(eps[lb.Network], ap.Addr()) {
+					eps[lb.Network] = append(eps[lb.Network], ap.Addr())
+				}
+			}
+		}
+	}
+	if err := r.NB.SetEndpointRoutes(ctx, eps); err != nil {
+		return err
+	}
+	return r.markFastPath(ctx, vpns.Items, eps)
+}
+
+// AnnotationFastPathOff on a VPN turns its fast path off on every node whatever
+// spec.fastPath says; its value says why. The cluster role sets it to "services" while
+// the VPN has a Service with pod endpoints: OVN un-DNATs a backend's reply on the way to
+// the client, so the reply must pass OVS, and the fast path would move a same-node reply
+// pod to pod with the backend's address (docs/services.md).
+const AnnotationFastPathOff = "sdncni.io/fast-path-off"
+
+// markFastPath sets AnnotationFastPathOff on the VPNs that have pods as Service
+// endpoints and removes it from the others.
+func (r *ServiceReconciler) markFastPath(ctx context.Context, vpns []v1alpha1.VirtualPrivateNetwork, eps map[string][]netip.Addr) error {
+	for i := range vpns {
+		v := &vpns[i]
+		want := len(eps[v.Name]) > 0
+		if _, have := v.Annotations[AnnotationFastPathOff]; have == want {
+			continue
+		}
+		patch := client.MergeFrom(v.DeepCopy())
+		if want {
+			if v.Annotations == nil {
+				v.Annotations = map[string]string{}
+			}
+			v.Annotations[AnnotationFastPathOff] = "services"
+		} else {
+			delete(v.Annotations, AnnotationFastPathOff)
+		}
+		if err := r.Client.Patch(ctx, v, patch); err != nil {
+			return fmt.Errorf("mark fast path of vpn %s: %w", v.Name, err)
+		}
+	}
+	return nil
+}
+
+// want returns the load balancers Service req should have: none when it is gone,
+// headless, not a ClusterIP kind, or its namespace has no usable VPN.
+func (r *ServiceReconciler) want(ctx context.Context, req ctrl.Request) ([]ovs.LoadBalancer, error) {
+	var svc corev1.Service
+	if err := r.Client.Get(ctx, req.NamespacedName, &svc); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if !svc.DeletionTimestamp.IsZero() || svc.Spec.Type == corev1.ServiceTypeExternalName ||
+		svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		return nil, nil
+	}
+	var vpns v1alpha1.VirtualPrivateNetworkList
+	if err := r.Client.List(ctx, &vpns); err != nil {
+		return nil, fmt.Errorf("list vpns: %w", err)
+	}
+	var nss corev1.NamespaceList
+	if err := r.Client.List(ctx, &nss); err != nil {
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	claims, err := ComputeClaims(vpns.Items, nss.Items)
+	if err != nil {
+		return nil, err
+	}
+	owner, err := claims.Owner(svc.Namespace)
+	if err != nil {
+		return nil, nil //nolint:nilerr // a namespace in conflict has no Service load balancers
+	}
+	i := slices.IndexFunc(vpns.Items, func(v v1alpha1.VirtualPrivateNetwork) bool { return v.Name == owner })
+	if i < 0 || vpns.Items[i].Status.OVN == nil || !vpns.Items[i].DeletionTimestamp.IsZero() {
+		return nil, nil // not realised (yet): the VPN's change re-runs this
+	}
+	var eps discoveryv1.EndpointSliceList
+	if err := r.Client.List(ctx, &eps, client.InNamespace(svc.Namespace),
+		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
+		return nil, fmt.Errorf("list endpointslices: %w", err)
+	}
+	var out []ovs.LoadBalancer
+	for proto, vips := range ServiceVIPs(&svc, eps.Items) {
+		out = append(out, ovs.LoadBalancer{Name: ovs.LoadBalancerName(svc.Namespace, svc.Name, proto), Network: owner,
+			Service: svc.Namespace + "/" + svc.Name, Protocol: proto, VIPs: vips})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out, nil
+}
+
+func (r *ServiceReconciler) serviceGone(ctx context.Context, key string) (bool, error) {
+	ns, name, ok := strings.Cut(key, "/")
+	if !ok {
+		return false, nil // not ours to judge
+	}
+	var svc corev1.Service
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc)
+	if err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			return true, nil
+		}
+		return false, fmt.Errorf("get service %s: %w", key, err)
+	}
+	return false, nil
+}
+
+// ServiceVIPs maps each protocol ("tcp", "udp"; others are skipped) of a Service to OVN
+// load balancer VIPs: "clusterIP:port" → "ep:targetPort,..." over the ready IPv4
+// endpoints (conditions.ready unset counts as ready) of its EndpointSlices, matched by
+// port name. A port with no ready endpoint has an empty backend list.
+func ServiceVIPs(svc *corev1.Service, eps []discoveryv1.EndpointSlice) map[string]map[string]string {
+	var ips []netip.Addr
+	for _, s := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
+		if a, err := netip.ParseAddr(s); err == nil && a.Is4() && !slices.Contains(ips, a) {
+			ips = append(ips, a)
+		}
+	}
+	out := map[string]map[string]string{}
+	for _, p := range svc.Spec.Ports {
+		proto := strings.ToLower(string(p.Protocol))
+		if proto == "" {
+			proto = "tcp"
+		}
+		if proto != "tcp" && proto != "udp" {
+			continue
+		}
+		var backends []string
+		for _, s := range eps {
+			if s.AddressType != discoveryv1.AddressTypeIPv4 {
+				continue
+			}
+			var target int32
+			for _, sp := range s.Ports {
+				spProto := corev1.ProtocolTCP
+				if sp.Protocol != nil {
+					spProto = *sp.Protocol
+				}
+				if sp.Port != nil && ptrString(sp.Name) == p.Name && spProto == protocolOr(p.Protocol) {
+					target = *sp.Port
+				}
+			}
+			if target == 0 {
+				continue
+			}
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+					continue
+				}
+				for _, a := range e.Addresses {
+					if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
+						b := netip.AddrPortFrom(ip, uint16(target)).String()
+						if !slices.Contains(backends, b) {
+							backends = append(backends, b)
+						}
+					}
+				}
+			}
+		}
+		sort.Strings(backends)
+		if out[proto] == nil {
+			out[proto] = map[string]string{}
+		}
+		for _, ip := range ips {
+			out[proto][ip.String()+":"+strconv.Itoa(int(p.Port))] = strings.Join(backends, ",")
+		}
+	}
+	return out
+}
+
+func ptrString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func protocolOr(p corev1.Protocol) corev1.Protocol {
+	if p == "" {
+		return corev1.ProtocolTCP
+	}
+	return p
+}
