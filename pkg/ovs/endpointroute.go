@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/sdncni/sdncni/pkg/ovs/model/nb"
@@ -76,17 +75,9 @@ func (n *Northbound) setEndpointRoutes(ctx context.Context, endpoints map[string
 		if len(added) == 0 && len(removed) == 0 {
 			continue
 		}
-		router := &nb.LogicalRouter{UUID: lr.UUID}
-		var muts []model.Mutation
-		if len(added) > 0 {
-			muts = append(muts, model.Mutation{Field: &router.StaticRoutes, Mutator: ovsdb.MutateOperationInsert, Value: added})
-		}
-		if len(removed) > 0 {
-			muts = append(muts, model.Mutation{Field: &router.StaticRoutes, Mutator: ovsdb.MutateOperationDelete, Value: removed})
-		}
-		o, err := n.c.Where(router).Mutate(router, muts...)
+		o, err := n.staticRoutesMutation(lr.UUID, added, removed)
 		if err != nil {
-			return fmt.Errorf("mutate ops: %w", err)
+			return err
 		}
 		ops = append(ops, o...)
 		changed++

@@ -83,17 +83,9 @@ func (n *Northbound) setSourceRoutes(ctx context.Context, network string, owner 
 	if len(added) == 0 && len(removed) == 0 {
 		return nil
 	}
-	router := &nb.LogicalRouter{UUID: lr.UUID}
-	var muts []model.Mutation
-	if len(added) > 0 {
-		muts = append(muts, model.Mutation{Field: &router.StaticRoutes, Mutator: ovsdb.MutateOperationInsert, Value: added})
-	}
-	if len(removed) > 0 {
-		muts = append(muts, model.Mutation{Field: &router.StaticRoutes, Mutator: ovsdb.MutateOperationDelete, Value: removed})
-	}
-	mut, err := n.c.Where(router).Mutate(router, muts...)
+	mut, err := n.staticRoutesMutation(lr.UUID, added, removed)
 	if err != nil {
-		return fmt.Errorf("mutate ops: %w", err)
+		return err
 	}
 	ops = append(ops, mut...)
 	if _, err := transact(ctx, n.c, ops); err != nil {
@@ -112,4 +104,25 @@ func (n *Northbound) setSourceRoutes(ctx context.Context, network string, owner 
 		}
 		return len(lr.StaticRoutes) >= len(added)
 	})
+}
+
+// staticRoutesMutation returns the operation that inserts added and deletes removed
+// static routes (row UUIDs) on the router with UUID lrUUID, or nothing when both are empty.
+func (n *Northbound) staticRoutesMutation(lrUUID string, added, removed []string) ([]ovsdb.Operation, error) {
+	if len(added) == 0 && len(removed) == 0 {
+		return nil, nil
+	}
+	router := &nb.LogicalRouter{UUID: lrUUID}
+	var muts []model.Mutation
+	if len(added) > 0 {
+		muts = append(muts, model.Mutation{Field: &router.StaticRoutes, Mutator: ovsdb.MutateOperationInsert, Value: added})
+	}
+	if len(removed) > 0 {
+		muts = append(muts, model.Mutation{Field: &router.StaticRoutes, Mutator: ovsdb.MutateOperationDelete, Value: removed})
+	}
+	ops, err := n.c.Where(router).Mutate(router, muts...)
+	if err != nil {
+		return nil, fmt.Errorf("mutate ops: %w", err)
+	}
+	return ops, nil
 }

@@ -127,18 +127,7 @@ func listenIn(t *testing.T, p *pod, network, addr string) (l net.Listener, pc ne
 
 // dialFrom dials from inside p's netns.
 func dialFrom(p *pod, network, addr string, timeout time.Duration) (net.Conn, error) {
-	pns, err := ns.GetNS(p.netns)
-	if err != nil {
-		return nil, err
-	}
-	defer pns.Close()
-	var c net.Conn
-	err = pns.Do(func(ns.NetNS) error {
-		var err error
-		c, err = net.DialTimeout(network, addr, timeout)
-		return err
-	})
-	return c, err
+	return dialIn(p.netns, network, addr, timeout)
 }
 
 // bulkTCP sends size bytes from a to b over one TCP connection; b counts them.
