@@ -75,6 +75,20 @@ type VirtualPrivateNetworkSpec struct {
 	// +kubebuilder:validation:Maximum=128
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="nodeBlockSize is immutable: running pods hold addresses from blocks of this size"
 	NodeBlockSize int32 `json:"nodeBlockSize,omitempty"`
+
+	// SharedServices lists Services, as "namespace/name", that pods of every other VPN
+	// may reach by ClusterIP and port (for example a metrics or license server). Only
+	// Services in namespaces this VPN owns count; other entries are ignored. Nothing else
+	// of this VPN becomes reachable: the nodes DNAT exactly these ClusterIPs and ports
+	// to the Service's ready endpoints (docs/services.md). The cluster DNS Service is
+	// shared without being listed (controller flag --dns-service).
+	//
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=317
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z]([-a-z0-9]*[a-z0-9])?$`
+	SharedServices []string `json:"sharedServices,omitempty"`
 }
 
 // VirtualPrivateNetworkStatus is what the controller observed and realised.
