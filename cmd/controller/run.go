@@ -183,6 +183,9 @@ func teardown(ctx context.Context, o *options, log logr.Logger) error {
 	if err := gateway.DeleteNetfilter(); err != nil {
 		return fmt.Errorf("teardown: %w", err)
 	}
+	if err := gateway.DeleteRules(); err != nil {
+		return fmt.Errorf("teardown: %w", err)
+	}
 	log.Info("fast path removed", "pinDir", o.pinDir)
 	return nil
 }

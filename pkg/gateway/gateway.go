@@ -59,6 +59,9 @@ type Gateway struct {
 	ipam addresses
 	log  logr.Logger
 	mu   sync.Mutex
+	// shared is what SetShared last wrote (normalised); sharedWritten says it did.
+	shared        []SharedService
+	sharedWritten bool
 }
 
 // New returns a Gateway; vs, nb and store are usually *ovs.VSwitch, *ovs.Northbound and
@@ -124,7 +127,7 @@ func (g *Gateway) ensure(ctx context.Context, net attach.Network) error {
 		Owner: owner, MTU: net.MTU}); err != nil {
 		return err
 	}
-	if err := g.configureLink(ctx, names.Port, mac, ip, net.MTU, net.Ranges); err != nil {
+	if err := g.configureLink(ctx, names.Port, mac, ip, net); err != nil {
 		return err
 	}
 	routes := make([]ovs.SourceRoute, 0, len(net.Ranges))

@@ -11,12 +11,17 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/sdncni/sdncni/pkg/attach"
 )
 
 // configureLink waits for ovs-vswitchd to create the port's tap, then gives it mac, ip
-// as /32, IPv6 off, mtu, up, and a route to each block through it with ip as source;
-// routes through it to anything else are removed.
-func (g *Gateway) configureLink(ctx context.Context, name string, mac net.HardwareAddr, ip netip.Addr, mtu int, blocks []netip.Prefix) error {
+// as /32, IPv6 off, mtu, up, and a route to each of vpn's blocks (vpn.Ranges) through it
+// with ip as source; routes through it to anything else are removed. Routing table
+// SharedMark(vpn.ID) gets the route to vpn's whole CIDR through it: the way of
+// connections to vpn's shared Services (SetShared).
+func (g *Gateway) configureLink(ctx context.Context, name string, mac net.HardwareAddr, ip netip.Addr, vpn attach.Network) error {
+	mtu, blocks := vpn.MTU, vpn.Ranges
 	l, err := g.waitLink(ctx, name)
 	if err != nil {
 		return err
@@ -49,6 +54,14 @@ func (g *Gateway) configureLink(ctx context.Context, name string, mac net.Hardwa
 			Src: ip.AsSlice(), Scope: netlink.SCOPE_LINK}
 		if err := netlink.RouteReplace(r); err != nil {
 			return fmt.Errorf("route %s via %s: %w", b, name, err)
+		}
+	}
+	if vpn.ID > 0 && vpn.ID <= maxSharedVPNID && vpn.Prefix.IsValid() {
+		p := vpn.Prefix.Masked()
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)},
+			Src: ip.AsSlice(), Scope: netlink.SCOPE_LINK, Table: int(SharedMark(vpn.ID))}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("route %s via %s in table %#x: %w", p, name, r.Table, err)
 		}
 	}
 	have, err := netlink.RouteList(l, unix.AF_INET)

@@ -13,17 +13,10 @@ import (
 // TableName is the nftables table (family ip) the gateway owns in the node netns.
 const TableName = "sdncni"
 
-// EnsureNetfilter turns on IPv4 forwarding in the node netns and (re)writes table
-// sdncni in one atomic batch:
-//
-//	chain forward  (filter, hook forward, policy accept)
-//	  iifname "sdnm*" oifname "sdnm*" drop                 # never from one VPN into another
-//	  oifname "sdnm*" ct state established,related accept # replies to node and pod connections
-//	  oifname "sdnm*" drop                                 # nothing else enters a VPN via the node
-//	chain postrouting (nat, hook postrouting)
-//	  iifname "sdnm*" oifname != "sdnm*" masquerade        # egress leaves with the node's address
-//
-// Calling it again leaves the same table.
+// EnsureNetfilter turns on IPv4 forwarding in the node netns and writes table sdncni
+// (with no shared Services) if it does not exist. An existing table is left alone: it
+// may hold the shared Services of a controller that ran before, and Gateway.SetShared
+// rewrites it whole once the node role has read them, so a restart does not cut DNS.
 func EnsureNetfilter() error {
 	if err := setSysctl("net/ipv4/ip_forward", "1"); err != nil {
 		return err
@@ -32,9 +25,56 @@ func EnsureNetfilter() error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName})
-	c.FlushTable(t)
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return fmt.Errorf("list nftables tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == TableName {
+			return nil
+		}
+	}
+	return writeNetfilter(nil)
+}
+
+// writeNetfilter (re)writes table sdncni in one atomic batch, so no packet ever meets a
+// half-written table:
+//
+//	chain mark (filter, hook prerouting, priority mangle)
+//	  ct direction original ct mark & 0xffff0000 == 0x5dc00000 meta mark set ct mark
+//	chain dnat (nat, hook prerouting, priority dstnat)
+//	  iifname "sdnm*" ip daddr VIP meta l4proto P th dport PORT jump svc-…   # per shared port
+//	chain svc-… (one per shared ClusterIP, port and protocol)
+//	  numgen random mod n == 0 [mark set M] dnat to endpoint 1   # kube-proxy's choice:
+//	  numgen random mod n-1 == 0 [mark set M] dnat to endpoint 2 # 1/n, 1/(n-1), …, 1
+//	  [mark set M] dnat to endpoint n                            # (drop with none)
+//	chain forward  (filter, hook forward, policy accept)
+//	  ct mark & 0xffff0000 == 0x5dc00000 accept           # a shared-Service connection
+//	  iifname "sdnm*" oifname "sdnm*" drop                 # never from one VPN into another
+//	  oifname "sdnm*" ct state established,related accept # replies to node and pod connections
+//	  oifname "sdnm*" drop                                 # nothing else enters a VPN via the node
+//	chain postrouting (nat, hook postrouting)
+//	  ct mark & 0xffff0000 == 0x5dc00000 oifname "sdnm*" masquerade # the endpoint sees the node
+//	  iifname "sdnm*" oifname != "sdnm*" masquerade        # egress leaves with the node's address
+//
+// "mark set M" (M = SharedMark of the Service's VPN) sets packet and conntrack mark and
+// is only written for endpoints inside that VPN's CIDR; the mark routes the connection
+// through table M, which reaches that VPN only (see syncRules).
+func writeNetfilter(shared []SharedService) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName}
+	// Add, delete, add: one batch that works whether or not the table exists.
+	c.AddTable(t)
+	c.DelTable(t)
+	c.AddTable(t)
 	accept := nftables.ChainPolicyAccept
+	mark := c.AddChain(&nftables.Chain{Name: "mark", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept})
+	dnat := c.AddChain(&nftables.Chain{Name: "dnat", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	nat := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
@@ -47,9 +87,51 @@ func EnsureNetfilter() error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: all})
 	}
 	drop := []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
+	acc := []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
+
+	rule(mark, ctOriginal(), ctMarkShared(), []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
+	})
+	for _, s := range shared {
+		m := SharedMark(s.VPNID)
+		for _, p := range s.Ports {
+			svc := c.AddChain(&nftables.Chain{Name: s.chainName(p), Table: t})
+			rule(dnat, ifPrefix(expr.MetaKeyIIFNAME, true), matchPort(p), []expr.Any{
+				&expr.Verdict{Kind: expr.VerdictJump, Chain: svc.Name}})
+			n := len(p.Endpoints)
+			if n == 0 {
+				rule(svc, drop)
+			}
+			for i, e := range p.Endpoints {
+				var pick, set []expr.Any
+				if i < n-1 {
+					pick = []expr.Any{
+						&expr.Numgen{Register: 1, Modulus: uint32(n - i), Type: unix.NFT_NG_RANDOM},
+						&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+					}
+				}
+				if s.Prefix.Contains(e.Addr()) {
+					set = []expr.Any{
+						&expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(m)},
+						&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
+						&expr.Ct{Key: expr.CtKeyMARK, SourceRegister: true, Register: 1},
+					}
+				}
+				ip := e.Addr().As4()
+				rule(svc, pick, set, []expr.Any{
+					&expr.Immediate{Register: 1, Data: ip[:]},
+					&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(e.Port())},
+					&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+				})
+			}
+		}
+	}
+	rule(fwd, ctMarkShared(), acc)
 	rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, true), ifPrefix(expr.MetaKeyOIFNAME, true), drop)
-	rule(fwd, ifPrefix(expr.MetaKeyOIFNAME, true), ctReply(), []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})
+	rule(fwd, ifPrefix(expr.MetaKeyOIFNAME, true), ctReply(), acc)
 	rule(fwd, ifPrefix(expr.MetaKeyOIFNAME, true), drop)
+	rule(nat, ctMarkShared(), ifPrefix(expr.MetaKeyOIFNAME, true), []expr.Any{&expr.Masq{}})
 	rule(nat, ifPrefix(expr.MetaKeyIIFNAME, true), ifPrefix(expr.MetaKeyOIFNAME, false), []expr.Any{&expr.Masq{}})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("write nftables table %s: %w", TableName, err)
@@ -92,5 +174,40 @@ func ctReply() []expr.Any {
 			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
 			Xor:  binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
+}
+
+// ctOriginal matches packets of a connection's original direction.
+func ctOriginal() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}}, // IP_CT_DIR_ORIGINAL
+	}
+}
+
+// ctMarkShared matches connections to a shared Service: ct mark & 0xffff0000 == 0x5dc00000.
+func ctMarkShared() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 2},
+		&expr.Bitwise{SourceRegister: 2, DestRegister: 2, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(sharedMarkMask), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 2, Data: binaryutil.NativeEndian.PutUint32(sharedMarkBase)},
+	}
+}
+
+// matchPort matches packets to p's ClusterIP, protocol and port.
+func matchPort(p SharedPort) []expr.Any {
+	ip := p.VIP.Addr().As4()
+	proto := byte(unix.IPPROTO_TCP)
+	if p.Protocol == "udp" {
+		proto = unix.IPPROTO_UDP
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip[:]},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(p.VIP.Port())},
 	}
 }

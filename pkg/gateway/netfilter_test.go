@@ -13,7 +13,7 @@ import (
 )
 
 // TestNetfilterIdempotent: in a fresh netns, EnsureNetfilter twice leaves one table with
-// its two chains and four rules; DeleteNetfilter removes it, twice without error.
+// its four chains and seven rules (no shared Services); DeleteNetfilter removes it, twice without error.
 func TestNetfilterIdempotent(t *testing.T) {
 	testenv.RequireRoot(t)
 	runtime.LockOSThread()
@@ -42,8 +42,8 @@ func TestNetfilterIdempotent(t *testing.T) {
 			require.NoError(t, err)
 			rules += len(rs)
 		}
-		require.ElementsMatch(t, []string{"forward", "postrouting"}, names)
-		require.Equal(t, 4, rules)
+		require.ElementsMatch(t, []string{"mark", "dnat", "forward", "postrouting"}, names)
+		require.Equal(t, 7, rules)
 		require.NoError(t, DeleteNetfilter())
 		require.NoError(t, DeleteNetfilter())
 		tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)

@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// SetShared makes exactly services reachable from every VPN through this node: it
+// rewrites table sdncni with their ClusterIPs and endpoints (one atomic batch), keeps one
+// "fwmark M lookup M" rule per VPN that owns one of them, and removes the conntrack
+// entries of endpoints that left. A service that fails Validate is left out and
+// reported; the others are still written.
+func (g *Gateway) SetShared(ctx context.Context, services []SharedService) error {
+	var errs []error
+	ok := make([]SharedService, 0, len(services))
+	for _, s := range services {
+		if err := s.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ok = append(ok, s)
+	}
+	ok = normalizeShared(ok)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sharedWritten && reflect.DeepEqual(ok, g.shared) {
+		return errors.Join(errs...)
+	}
+	if err := writeNetfilter(ok); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := syncRules(ok); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, f := range goneEndpoints(g.shared, ok) {
+		if n, err := f.delete(); err != nil {
+			errs = append(errs, err)
+		} else if n > 0 {
+			g.log.V(1).Info("removed conntrack entries of a gone endpoint", "vip", f.VIP, "endpoint", f.Endpoint, "entries", n)
+		}
+	}
+	g.shared, g.sharedWritten = ok, true
+	return errors.Join(errs...)
+}
+
+// syncRules keeps, in the node netns, one rule "fwmark M lookup M" (priority 1000) per
+// VPN that owns a shared Service and one catch-all "fwmark 0x5dc00000/0xffff0000
+// unreachable" (priority 1001): a marked packet whose table has no route (the
+// management port is not up yet) is refused instead of routed by the main table, where
+// its endpoint address may name a pod of another VPN.
+func syncRules(shared []SharedService) error {
+	want := map[uint32]bool{}
+	for _, s := range shared {
+		want[SharedMark(s.VPNID)] = true
+	}
+	have, err := netlink.RuleList(unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("list ip rules: %w", err)
+	}
+	catchAll := false
+	for _, r := range have {
+		if r.Mark&sharedMarkMask != sharedMarkBase {
+			continue
+		}
+		switch {
+		case r.Priority == rulePriority+1 && r.Type == unix.RTN_UNREACHABLE:
+			catchAll = true
+			continue
+		case r.Priority == rulePriority && want[r.Mark] && uint32(r.Table) == r.Mark:
+			delete(want, r.Mark)
+			continue
+		}
+		if err := netlink.RuleDel(&r); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("remove ip rule %v: %w", r, err)
+		}
+	}
+	for m := range want {
+		r := netlink.NewRule()
+		r.Family = unix.AF_INET
+		r.Priority = rulePriority
+		r.Mark = m
+		mask := uint32(0xffffffff)
+		r.Mask = &mask
+		r.Table = int(m)
+		if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add ip rule fwmark %#x lookup %d: %w", m, m, err)
+		}
+	}
+	if !catchAll {
+		r := netlink.NewRule()
+		r.Family = unix.AF_INET
+		r.Priority = rulePriority + 1
+		r.Mark = sharedMarkBase
+		mask := sharedMarkMask
+		r.Mask = &mask
+		r.Type = unix.RTN_UNREACHABLE
+		if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add ip rule fwmark %#x/%#x unreachable: %w", sharedMarkBase, sharedMarkMask, err)
+		}
+	}
+	return nil
+}
+
+// DeleteRules removes every ip rule of shared Services (for --teardown).
+func DeleteRules() error {
+	have, err := netlink.RuleList(unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("list ip rules: %w", err)
+	}
+	var errs []error
+	for _, r := range have {
+		if r.Mark&sharedMarkMask == sharedMarkBase && (r.Priority == rulePriority || r.Priority == rulePriority+1) {
+			if err := netlink.RuleDel(&r); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("remove ip rule %v: %w", r, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// delete removes the conntrack entries of clients' connections to f.VIP that were sent
+// to f.Endpoint; it returns how many went.
+func (f staleFlow) delete() (uint, error) {
+	proto := uint8(unix.IPPROTO_TCP)
+	if f.Protocol == "udp" {
+		proto = unix.IPPROTO_UDP
+	}
+	filter := &netlink.ConntrackFilter{}
+	for _, err := range []error{
+		filter.AddProtocol(proto),
+		filter.AddIP(netlink.ConntrackOrigDstIP, net.IP(f.VIP.Addr().AsSlice())),
+		filter.AddPort(netlink.ConntrackOrigDstPort, f.VIP.Port()),
+		filter.AddIP(netlink.ConntrackReplySrcIP, net.IP(f.Endpoint.Addr().AsSlice())),
+	} {
+		if err != nil {
+			return 0, fmt.Errorf("conntrack filter: %w", err)
+		}
+	}
+	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filter)
+	if err != nil {
+		return n, fmt.Errorf("delete conntrack entries of %s via %s: %w", f.VIP, f.Endpoint, err)
+	}
+	return n, nil
+}

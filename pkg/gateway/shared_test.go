@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"context"
+	"net/netip"
+	"runtime"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+	"github.com/go-logr/logr"
+	"github.com/google/nftables"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/sdncni/sdncni/internal/testenv"
+)
+
+func sharedFixture(vpnID uint32, vip string, eps ...string) SharedService {
+	p := SharedPort{Protocol: "udp", VIP: netip.MustParseAddrPort(vip)}
+	for _, e := range eps {
+		p.Endpoints = append(p.Endpoints, netip.MustParseAddrPort(e))
+	}
+	return SharedService{Name: "ns/" + vip, VPN: "v", VPNID: vpnID, Prefix: netip.MustParsePrefix("10.1.0.0/16"), Ports: []SharedPort{p}}
+}
+
+func TestSharedValidate(t *testing.T) {
+	ok := sharedFixture(7, "10.96.0.10:53", "10.1.0.5:5353")
+	require.NoError(t, ok.Validate())
+	bad := []SharedService{
+		sharedFixture(0, "10.96.0.10:53"),
+		sharedFixture(maxSharedVPNID+1, "10.96.0.10:53"),
+		sharedFixture(7, "[fd00::10]:53"),
+		sharedFixture(7, "10.96.0.10:53", "[fd00::5]:53"),
+	}
+	noCIDR := ok
+	noCIDR.Prefix = netip.Prefix{}
+	sctp := sharedFixture(7, "10.96.0.10:53")
+	sctp.Ports[0].Protocol = "sctp"
+	for _, s := range append(bad, noCIDR, sctp) {
+		require.Error(t, s.Validate(), "%+v", s)
+	}
+}
+
+func TestGoneEndpoints(t *testing.T) {
+	old := []SharedService{sharedFixture(7, "10.96.0.10:53", "10.1.0.5:5353", "10.1.0.6:5353")}
+	cur := []SharedService{sharedFixture(7, "10.96.0.10:53", "10.1.0.6:5353", "10.1.0.9:5353")}
+	require.Equal(t, []staleFlow{{Protocol: "udp", VIP: netip.MustParseAddrPort("10.96.0.10:53"),
+		Endpoint: netip.MustParseAddrPort("10.1.0.5:5353")}}, goneEndpoints(old, cur))
+	require.Empty(t, goneEndpoints(cur, cur))
+	require.Len(t, goneEndpoints(cur, nil), 2)
+}
+
+// TestSetSharedRulesAndTable: in a fresh netns, SetShared writes one chain per shared
+// port with one rule per endpoint (a drop with none), one "fwmark M lookup M" rule per
+// VPN that shares and the unreachable catch-all; writing fewer services removes the
+// rules of the VPNs that no longer share; DeleteNetfilter and DeleteRules leave nothing.
+func TestSetSharedRulesAndTable(t *testing.T) {
+	testenv.RequireRoot(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	n, err := testutils.NewNS()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = n.Close(); _ = testutils.UnmountNS(n) })
+	ours := func() (rules []netlink.Rule) {
+		all, err := netlink.RuleList(unix.AF_INET)
+		require.NoError(t, err)
+		for _, r := range all {
+			if r.Mark&sharedMarkMask == sharedMarkBase {
+				rules = append(rules, r)
+			}
+		}
+		return rules
+	}
+	chainRules := func() map[string]int {
+		c, err := nftables.New()
+		require.NoError(t, err)
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+		require.NoError(t, err)
+		out := map[string]int{}
+		for _, ch := range chains {
+			if ch.Table.Name != TableName {
+				continue
+			}
+			rs, err := c.GetRules(ch.Table, ch)
+			require.NoError(t, err)
+			out[ch.Name] = len(rs)
+		}
+		return out
+	}
+	require.NoError(t, n.Do(func(ns.NetNS) error {
+		g := New(Config{}, nil, nil, nil, logr.Discard())
+		a := sharedFixture(7, "10.96.0.10:53", "10.1.0.5:5353", "10.1.0.6:5353", "10.1.0.7:5353")
+		b := sharedFixture(9, "10.96.0.20:80")
+		ctx := context.Background()
+		for range 2 {
+			require.NoError(t, g.SetShared(ctx, []SharedService{a, b}))
+		}
+		got := chainRules()
+		require.Equal(t, map[string]int{"mark": 1, "dnat": 2, "forward": 4, "postrouting": 2,
+			a.chainName(a.Ports[0]): 3, b.chainName(b.Ports[0]): 1}, got)
+		rules := ours()
+		require.Len(t, rules, 3, "%v", rules)
+		marks := map[uint32]int{}
+		for _, r := range rules {
+			marks[r.Mark] = r.Table
+		}
+		require.Equal(t, int(SharedMark(7)), marks[SharedMark(7)])
+		require.Equal(t, int(SharedMark(9)), marks[SharedMark(9)])
+
+		// b stops being shared; an invalid service is reported and left out.
+		bad := sharedFixture(0, "10.96.0.30:53")
+		require.Error(t, g.SetShared(ctx, []SharedService{a, bad}))
+		require.Len(t, chainRules(), 5)
+		require.Len(t, ours(), 2)
+
+		// A restarting controller keeps the table it finds.
+		require.NoError(t, EnsureNetfilter())
+		require.Len(t, chainRules(), 5)
+
+		require.NoError(t, DeleteNetfilter())
+		require.NoError(t, DeleteRules())
+		require.Empty(t, chainRules())
+		require.Empty(t, ours())
+		return nil
+	}))
+}
