@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sdncni/sdncni/internal/version"
@@ -35,6 +36,7 @@ type options struct {
 	kubeconfig      string
 	leaderNamespace string
 	blockSize       int
+	dnsService      string
 
 	// Tunnel topology (topology.go). mtu 0 means auto.
 	allocRange      netip.Prefix
@@ -73,6 +75,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the API server: VPNs come from VirtualPrivateNetwork objects (without it: the flags' network and --networks-file)")
 	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "sdncni-system", "namespace of the cluster role's leader-election lease")
 	fs.IntVar(&o.blockSize, "node-block-size", 26, "prefix length of the per-node address blocks of the default VPN")
+	fs.StringVar(&o.dnsService, "dns-service", "kube-system/kube-dns", "namespace/name of the cluster DNS Service, which pods of every VPN reach (empty: none; --kubeconfig mode)")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -80,6 +83,11 @@ func parseFlags(args []string) (*options, error) {
 	if showVersion {
 		fmt.Println("sdncni-controller", version.Version)
 		os.Exit(0)
+	}
+	if o.dnsService != "" {
+		if ns, name, ok := strings.Cut(o.dnsService, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("--dns-service %q: want namespace/name", o.dnsService)
+		}
 	}
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {

@@ -87,6 +87,11 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err := gr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	shr := &vpn.SharedServiceReconciler{Cache: mgr.GetCache(), Networks: nodeNets, Gateway: gw, DNS: o.dnsService,
+		Log: log.WithName("shared-services")}
+	if err := shr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	if err := ensureDefaultVPN(ctx, direct, o); err != nil {
 		return nil, err
 	}

@@ -217,3 +217,27 @@ func (n *NodeNetworks) heldBlocks(ctx context.Context) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// EnsureBlock makes this node hold a block of VPN name (claiming its first free one if
+// it holds none), so the node has a management port in it even without pods of it: the
+// way in for the VPN's shared Services. A VPN that is not realised yet is left for later.
+func (n *NodeNetworks) EnsureBlock(ctx context.Context, name string) error {
+	var v v1alpha1.VirtualPrivateNetwork
+	if err := n.cache.Get(ctx, client.ObjectKey{Name: name}, &v); err != nil {
+		return fmt.Errorf("get vpn %s: %w", name, err)
+	}
+	net, err := n.network(ctx, &v)
+	if err != nil || len(net.Ranges) > 0 {
+		return nil //nolint:nilerr // not realised yet: its status change re-runs the caller
+	}
+	// The cache may not have seen a block claimed a moment ago: ask the API server.
+	var blocks v1alpha1.VPNBlockList
+	if err := n.api.List(ctx, &blocks, client.MatchingLabels{v1alpha1.LabelVPN: name, v1alpha1.LabelNode: n.node}); err != nil {
+		return fmt.Errorf("list blocks of %s: %w", name, err)
+	}
+	if len(blocks.Items) > 0 {
+		return nil
+	}
+	_, err = n.Grow(ctx, net)
+	return err
+}

@@ -1,0 +1,210 @@
+package vpn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
+	"github.com/sdncni/sdncni/pkg/gateway"
+)
+
+// DefaultDNSService is the cluster DNS Service every VPN reaches unless configured
+// otherwise.
+const DefaultDNSService = "kube-system/kube-dns"
+
+// sharedGateway is what SharedServiceReconciler needs of the node's gateway
+// (*gateway.Gateway).
+type sharedGateway interface {
+	SetShared(ctx context.Context, services []gateway.SharedService) error
+}
+
+// blockHolder is what SharedServiceReconciler needs of the node's networks
+// (*NodeNetworks).
+type blockHolder interface {
+	EnsureBlock(ctx context.Context, vpn string) error
+}
+
+var (
+	_ sharedGateway = (*gateway.Gateway)(nil)
+	_ blockHolder   = (*NodeNetworks)(nil)
+)
+
+// sharedKey is the one request of SharedServiceReconciler: every change recomputes the
+// whole set, which the gateway writes in one batch.
+var sharedKey = reconcile.Request{NamespacedName: client.ObjectKey{Name: "shared-services"}}
+
+// SharedServiceReconciler runs on every node (no leader election). It finds the shared
+// Services — the cluster DNS Service and those a VPN lists in spec.sharedServices for a
+// namespace it owns — and has the node's gateway DNAT their ClusterIPs, for pods of
+// every other VPN, to their ready endpoints inside the owning VPN (docs/services.md).
+// The owning VPN's own pods reach them through its OVN load balancer as usual. This node
+// claims a block of each owning VPN, so it has a management port there.
+type SharedServiceReconciler struct {
+	Cache    client.Reader // informer cache: Services, EndpointSlices, VPNs, Namespaces
+	Networks blockHolder
+	Gateway  sharedGateway
+	// DNS is the cluster DNS Service as "namespace/name"; "" shares none.
+	DNS string
+	Log logr.Logger
+}
+
+// SetupWithManager registers the reconciler to run on every node.
+func (r *SharedServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	no := false
+	one := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{sharedKey}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("shared-services").
+		Watches(&v1alpha1.VirtualPrivateNetwork{}, one).
+		Watches(&corev1.Namespace{}, one).
+		Watches(&corev1.Service{}, one).
+		Watches(&discoveryv1.EndpointSlice{}, one).
+		WithOptions(controller.Options{NeedLeaderElection: &no, MaxConcurrentReconciles: 1}).
+		Complete(r)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *SharedServiceReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	services, err := r.Shared(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var errs []error
+	owners := map[string]bool{}
+	for _, s := range services {
+		if !owners[s.VPN] {
+			owners[s.VPN] = true
+			if err := r.Networks.EnsureBlock(ctx, s.VPN); err != nil {
+				errs = append(errs, fmt.Errorf("shared services of vpn %s: %w", s.VPN, err))
+			}
+		}
+	}
+	if err := r.Gateway.SetShared(ctx, services); err != nil {
+		errs = append(errs, err)
+	}
+	return ctrl.Result{}, errors.Join(errs...)
+}
+
+// Shared computes the shared Services from the cache. A listed Service that does not
+// exist, is headless or not a ClusterIP, or whose namespace the listing VPN does not own
+// (or is in conflict), is left out.
+func (r *SharedServiceReconciler) Shared(ctx context.Context) ([]gateway.SharedService, error) {
+	var vpns v1alpha1.VirtualPrivateNetworkList
+	if err := r.Cache.List(ctx, &vpns); err != nil {
+		return nil, fmt.Errorf("list vpns: %w", err)
+	}
+	var nss corev1.NamespaceList
+	if err := r.Cache.List(ctx, &nss); err != nil {
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	claims, err := ComputeClaims(vpns.Items, nss.Items)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*v1alpha1.VirtualPrivateNetwork{}
+	for i := range vpns.Items {
+		byName[vpns.Items[i].Name] = &vpns.Items[i]
+	}
+	// Service → the VPN that shares it (the owner of its namespace).
+	want := map[string]string{}
+	if r.DNS != "" {
+		if ns, _, ok := strings.Cut(r.DNS, "/"); ok {
+			if owner, err := claims.Owner(ns); err == nil {
+				want[r.DNS] = owner
+			}
+		}
+	}
+	for _, v := range vpns.Items {
+		for _, key := range v.Spec.SharedServices {
+			ns, _, ok := strings.Cut(key, "/")
+			if !ok {
+				continue
+			}
+			if owner, err := claims.Owner(ns); err == nil && owner == v.Name {
+				want[key] = owner
+			} else {
+				r.Log.V(1).Info("shared service ignored: the vpn does not own its namespace", "vpn", v.Name, "service", key)
+			}
+		}
+	}
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []gateway.SharedService
+	for _, key := range keys {
+		v := byName[want[key]]
+		if v == nil || v.Status.VPNID == 0 || v.Status.OVN == nil || !v.DeletionTimestamp.IsZero() {
+			continue // not realised (yet), or going: its status change re-runs this
+		}
+		cidr, err := netip.ParsePrefix(v.Spec.CIDR)
+		if err != nil || !cidr.Addr().Is4() {
+			continue
+		}
+		s, ok, err := r.service(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		s.VPN, s.VPNID, s.Prefix = v.Name, v.Status.VPNID, cidr.Masked()
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// service reads Service key and its EndpointSlices as a SharedService (VPN unset).
+func (r *SharedServiceReconciler) service(ctx context.Context, key string) (gateway.SharedService, bool, error) {
+	ns, name, _ := strings.Cut(key, "/")
+	var svc corev1.Service
+	if err := r.Cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return gateway.SharedService{}, false, nil
+		}
+		return gateway.SharedService{}, false, fmt.Errorf("get service %s: %w", key, err)
+	}
+	if !svc.DeletionTimestamp.IsZero() || svc.Spec.Type == corev1.ServiceTypeExternalName ||
+		svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		return gateway.SharedService{}, false, nil
+	}
+	var eps discoveryv1.EndpointSliceList
+	if err := r.Cache.List(ctx, &eps, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
+		return gateway.SharedService{}, false, fmt.Errorf("list endpointslices of %s: %w", key, err)
+	}
+	s := gateway.SharedService{Name: key}
+	for proto, vips := range ServiceVIPs(&svc, eps.Items) {
+		for vip, backends := range vips {
+			p := gateway.SharedPort{Protocol: proto}
+			ap, err := netip.ParseAddrPort(vip)
+			if err != nil {
+				continue
+			}
+			p.VIP = ap
+			for _, b := range strings.Split(backends, ",") {
+				if e, err := netip.ParseAddrPort(b); err == nil && !slices.Contains(p.Endpoints, e) {
+					p.Endpoints = append(p.Endpoints, e)
+				}
+			}
+			s.Ports = append(s.Ports, p)
+		}
+	}
+	return s, true, nil
+}
