@@ -6,9 +6,10 @@
  *
  *   sdncni_from_pod  on the host side of a pod's veth: same-node, same-VPN
  *                    IPv4 from a verified source goes straight into the
- *                    destination pod (bpf_redirect_peer); everything else is
- *                    handed to OVS by transmitting it on the pod's OVS
- *                    internal port (bpf_redirect to its egress).
+ *                    destination pod (bpf_redirect_peer), unless it comes
+ *                    from or goes to a Service endpoint's port; everything
+ *                    else is handed to OVS by transmitting it on the pod's
+ *                    OVS internal port (bpf_redirect to its egress).
  *   sdncni_from_ovs  on the pod's OVS internal port: what OVS sends to the
  *                    pod goes straight into the pod (bpf_redirect_peer).
  *
@@ -18,6 +19,7 @@
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -29,6 +31,7 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 
 #define MAX_ENDPOINTS 4096
 #define MAX_VPNS 1024
+#define MAX_SERVICE_ENDPOINTS 65536
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
@@ -65,9 +68,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sdncni_vpn_off SEC(".maps");
 
+/* Service endpoints of every VPN (struct svc_key); filled by the node role. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SERVICE_ENDPOINTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct svc_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_svc SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, REASON_MAX);
+	__uint(max_entries, COUNTERS_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -96,6 +109,13 @@ static __always_inline int to_ovs(const struct endpoint *src, __u32 reason)
 {
 	count(reason);
 	return bpf_redirect(src->peer_ifindex, 0);
+}
+
+static __always_inline int service_endpoint(__u32 vpn, __be32 ip, __be16 port, __u8 proto)
+{
+	struct svc_key k = { .vpn = vpn, .ip = ip, .port = port, .proto = proto };
+
+	return bpf_map_lookup_elem(&sdncni_svc, &k) != NULL;
 }
 
 static __always_inline int fastpath_on(__u32 vpn)
@@ -169,6 +189,24 @@ int sdncni_from_pod(struct __sk_buff *skb)
 		return to_ovs(src, REASON_TO_OVS_DST_FASTPATH_OFF);
 	if (dst->host_ifindex == ifindex)
 		return to_ovs(src, REASON_TO_OVS_HAIRPIN);
+
+	/*
+	 * A flow from or to a Service endpoint's port passes OVS in both
+	 * directions: OVN un-DNATs the endpoint's replies to clients of the
+	 * ClusterIP, and its conntrack must see both halves of direct flows too.
+	 */
+	__u8 proto = ip->protocol;
+
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		__be32 saddr = ip->saddr, daddr = ip->daddr;
+		__be16 ports[2];
+
+		if (bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4, ports, sizeof(ports)))
+			return to_ovs(src, REASON_TO_OVS_MALFORMED);
+		if (service_endpoint(src->vpn, saddr, ports[0], proto) ||
+		    service_endpoint(src->vpn, daddr, ports[1], proto))
+			return to_ovs(src, REASON_TO_OVS_SERVICE);
+	}
 
 	count(REASON_REDIRECT_FAST);
 	return bpf_redirect_peer(dst->host_ifindex, 0);

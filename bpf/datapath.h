@@ -44,6 +44,20 @@ struct dst {
 	__u8 pad;
 };
 
+/*
+ * Key of sdncni_svc: a Service endpoint — a pod address and port that an OVN
+ * load balancer may DNAT to. Traffic from or to it must pass OVS, where OVN
+ * un-DNATs the endpoint's replies; the fast path would hand them to the client
+ * with the endpoint's address instead of the ClusterIP.
+ */
+struct svc_key {
+	__u32 vpn;
+	__be32 ip;   /* endpoint IPv4, network order */
+	__be16 port; /* target port, network order */
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+
 /* Value of the single-entry sdncni_cfg array. */
 struct config {
 	__u32 fastpath; /* 1: global fast path on */
@@ -69,7 +83,14 @@ enum reason {
 	REASON_TO_OVS_DST_MAC_MISMATCH,
 	REASON_TO_OVS_DST_FASTPATH_OFF,
 	REASON_TO_OVS_HAIRPIN,
+	REASON_TO_OVS_SERVICE,
 	REASON_MAX,
 };
+
+/*
+ * Entries of sdncni_cnt: room for reasons added later, so that a new reason
+ * does not change the pinned map's layout.
+ */
+#define COUNTERS_MAX 64
 
 #endif

@@ -66,7 +66,8 @@ const (
 	bpfReasonREASON_TO_OVS_DST_MAC_MISMATCH         bpfReason = 12
 	bpfReasonREASON_TO_OVS_DST_FASTPATH_OFF         bpfReason = 13
 	bpfReasonREASON_TO_OVS_HAIRPIN                  bpfReason = 14
-	bpfReasonREASON_MAX                             bpfReason = 15
+	bpfReasonREASON_TO_OVS_SERVICE                  bpfReason = 15
+	bpfReasonREASON_MAX                             bpfReason = 16
 )
 
 type bpfRole uint32
@@ -76,6 +77,15 @@ const (
 	bpfRoleROLE_OVS bpfRole = 2
 )
 
+type bpfSvcKey struct {
+	_     structs.HostLayout
+	Vpn   uint32
+	Ip    uint32
+	Port  uint16
+	Proto uint8
+	Pad   uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -84,6 +94,7 @@ const (
 	bpfMapSdncniCnt      = "sdncni_cnt"
 	bpfMapSdncniDst      = "sdncni_dst"
 	bpfMapSdncniEp       = "sdncni_ep"
+	bpfMapSdncniSvc      = "sdncni_svc"
 	bpfMapSdncniVpnOff   = "sdncni_vpn_off"
 	bpfProgSdncniFromOvs = "sdncni_from_ovs"
 	bpfProgSdncniFromPod = "sdncni_from_pod"
@@ -146,6 +157,7 @@ type bpfMapSpecs struct {
 	SdncniCnt    *ebpf.MapSpec `ebpf:"sdncni_cnt"`
 	SdncniDst    *ebpf.MapSpec `ebpf:"sdncni_dst"`
 	SdncniEp     *ebpf.MapSpec `ebpf:"sdncni_ep"`
+	SdncniSvc    *ebpf.MapSpec `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.MapSpec `ebpf:"sdncni_vpn_off"`
 }
 
@@ -182,6 +194,7 @@ type bpfMaps struct {
 	SdncniCnt    *ebpf.Map `ebpf:"sdncni_cnt"`
 	SdncniDst    *ebpf.Map `ebpf:"sdncni_dst"`
 	SdncniEp     *ebpf.Map `ebpf:"sdncni_ep"`
+	SdncniSvc    *ebpf.Map `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.Map `ebpf:"sdncni_vpn_off"`
 }
 
@@ -191,6 +204,7 @@ func (m *bpfMaps) Close() error {
 		m.SdncniCnt,
 		m.SdncniDst,
 		m.SdncniEp,
+		m.SdncniSvc,
 		m.SdncniVpnOff,
 	)
 }

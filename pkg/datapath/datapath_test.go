@@ -52,7 +52,7 @@ func ourIDs(t *testing.T, d *Datapath) (progs []ebpf.ProgramID, maps []ebpf.MapI
 		require.NoError(t, err)
 		progs = append(progs, id)
 	}
-	for _, m := range []*ebpf.Map{d.objs.SdncniCfg, d.objs.SdncniCnt, d.objs.SdncniDst, d.objs.SdncniEp, d.objs.SdncniVpnOff} {
+	for _, m := range []*ebpf.Map{d.objs.SdncniCfg, d.objs.SdncniCnt, d.objs.SdncniDst, d.objs.SdncniEp, d.objs.SdncniVpnOff, d.objs.SdncniSvc} {
 		info, err := m.Info()
 		require.NoError(t, err)
 		id, _ := info.ID()

@@ -17,10 +17,13 @@ type frame struct {
 	src, dst       netip.Addr
 	fragOff        uint16 // flags+offset field, host order
 	ihl            uint8
-	truncate       int // keep only this many bytes
+	proto          uint8  // 0: TCP
+	sport, dport   uint16 // 0: 40000 and 80
+	truncate       int    // keep only this many bytes
 }
 
-// bytes builds Ethernet [+802.1Q] + IPv4 + a 20-byte TCP header.
+// bytes builds Ethernet [+802.1Q] + IPv4 + a 20-byte TCP header (the first four bytes,
+// the ports, are also a UDP header's).
 func (f frame) bytes() []byte {
 	b := make([]byte, 0, 64)
 	b = append(b, f.dstMAC...)
@@ -42,14 +45,25 @@ func (f frame) bytes() []byte {
 	ip[0] = 4<<4 | ihl
 	binary.BigEndian.PutUint16(ip[2:], 40)
 	binary.BigEndian.PutUint16(ip[6:], f.fragOff)
-	ip[8], ip[9] = 64, 6
+	proto := f.proto
+	if proto == 0 {
+		proto = 6
+	}
+	ip[8], ip[9] = 64, proto
 	s, d := f.src.As4(), f.dst.As4()
 	copy(ip[12:], s[:])
 	copy(ip[16:], d[:])
 	b = append(b, ip...)
 	tcp := make([]byte, 20)
-	binary.BigEndian.PutUint16(tcp[0:], 40000)
-	binary.BigEndian.PutUint16(tcp[2:], 80)
+	sport, dport := f.sport, f.dport
+	if sport == 0 {
+		sport = 40000
+	}
+	if dport == 0 {
+		dport = 80
+	}
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], dport)
 	tcp[12] = 5 << 4
 	b = append(b, tcp...)
 	for len(b) < 60 {

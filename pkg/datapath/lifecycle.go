@@ -87,7 +87,7 @@ func (d *Datapath) Teardown(ctx context.Context) error {
 		errs = append(errs, detachTC(h))
 	}
 	for _, m := range []interface{ Unpin() error }{
-		d.objs.SdncniCfg, d.objs.SdncniCnt, d.objs.SdncniDst, d.objs.SdncniEp, d.objs.SdncniVpnOff,
+		d.objs.SdncniCfg, d.objs.SdncniCnt, d.objs.SdncniDst, d.objs.SdncniEp, d.objs.SdncniVpnOff, d.objs.SdncniSvc,
 	} {
 		errs = append(errs, m.Unpin())
 	}
