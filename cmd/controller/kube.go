@@ -65,6 +65,10 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err := (&vpn.FastPathReconciler{Client: mgr.GetClient(), Datapath: dp}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if err := (&vpn.ServiceEndpointReconciler{Cache: mgr.GetCache(), Datapath: dp, Log: log.WithName("service-endpoints")}).
+		SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, fmt.Errorf("api client: %w", err)

@@ -17,9 +17,9 @@ type vpnSwitch interface {
 }
 
 // FastPathReconciler runs on every node (no leader election): it applies each VPN's
-// spec.fastPath to this node's datapath, off while the VPN carries
-// AnnotationFastPathOff (it has Services). Running pods switch paths on their next
-// packet; nothing restarts.
+// spec.fastPath to this node's datapath. Running pods switch paths on their next
+// packet; nothing restarts. (Service traffic is kept off the fast path per endpoint,
+// by ServiceEndpointReconciler, not per VPN.)
 type FastPathReconciler struct {
 	Client   client.Client
 	Datapath vpnSwitch
@@ -44,8 +44,7 @@ func (r *FastPathReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if v.Status.VPNID == 0 {
 		return ctrl.Result{}, nil
 	}
-	_, services := v.Annotations[AnnotationFastPathOff]
-	on := (v.Spec.FastPath == nil || *v.Spec.FastPath) && !services
+	on := v.Spec.FastPath == nil || *v.Spec.FastPath
 	if err := r.Datapath.SetVPNFastPath(ctx, v.Status.VPNID, on); err != nil {
 		return ctrl.Result{}, fmt.Errorf("fast path of vpn %s: %w", v.Name, err)
 	}

@@ -120,10 +120,10 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 }
 
 // endpointRoutes gives every backend that is a pod of its load balancer's VPN (an
-// address in the VPN's CIDR) a /32 route on the VPN's router (see ovs.SetEndpointRoutes),
-// removes the routes of backends that are gone, and marks the VPNs that have such
-// backends. Backends outside the VPN (host-network endpoints such as the API server's)
-// need neither: the router sends them to the node and their replies come back through OVS.
+// address in the VPN's CIDR) a /32 route on the VPN's router (see
+// ovs.SetEndpointRoutes), and removes the routes of backends that are gone. Backends
+// outside the VPN (host-network endpoints such as the API server's) need none: the
+// router sends them to the node and their replies come back through OVS.
 func (r *ServiceReconciler) endpointRoutes(ctx context.Context) error {
 	owned, err := r.NB.ListOwnedLoadBalancers(ctx)
 	if err != nil {
@@ -150,42 +150,7 @@ func (r *ServiceReconciler) endpointRoutes(ctx context.Context) error {
 			}
 		}
 	}
-	if err := r.NB.SetEndpointRoutes(ctx, eps); err != nil {
-		return err
-	}
-	return r.markFastPath(ctx, vpns.Items, eps)
-}
-
-// AnnotationFastPathOff on a VPN turns its fast path off on every node whatever
-// spec.fastPath says; its value says why. The cluster role sets it to "services" while
-// the VPN has a Service with pod endpoints: OVN un-DNATs a backend's reply on the way to
-// the client, so the reply must pass OVS, and the fast path would move a same-node reply
-// pod to pod with the backend's address (docs/services.md).
-const AnnotationFastPathOff = "sdncni.io/fast-path-off"
-
-// markFastPath sets AnnotationFastPathOff on the VPNs that have pods as Service
-// endpoints and removes it from the others.
-func (r *ServiceReconciler) markFastPath(ctx context.Context, vpns []v1alpha1.VirtualPrivateNetwork, eps map[string][]netip.Addr) error {
-	for i := range vpns {
-		v := &vpns[i]
-		want := len(eps[v.Name]) > 0
-		if _, have := v.Annotations[AnnotationFastPathOff]; have == want {
-			continue
-		}
-		patch := client.MergeFrom(v.DeepCopy())
-		if want {
-			if v.Annotations == nil {
-				v.Annotations = map[string]string{}
-			}
-			v.Annotations[AnnotationFastPathOff] = "services"
-		} else {
-			delete(v.Annotations, AnnotationFastPathOff)
-		}
-		if err := r.Client.Patch(ctx, v, patch); err != nil {
-			return fmt.Errorf("mark fast path of vpn %s: %w", v.Name, err)
-		}
-	}
-	return nil
+	return r.NB.SetEndpointRoutes(ctx, eps)
 }
 
 // want returns the load balancers Service req should have: none when it is gone,

@@ -44,10 +44,6 @@ var (
 	_ blockHolder   = (*NodeNetworks)(nil)
 )
 
-// sharedKey is the one request of SharedServiceReconciler: every change recomputes the
-// whole set, which the gateway writes in one batch.
-var sharedKey = reconcile.Request{NamespacedName: client.ObjectKey{Name: "shared-services"}}
-
 // SharedServiceReconciler runs on every node (no leader election). It finds the shared
 // Services — the cluster DNS Service and those a VPN lists in spec.sharedServices for a
 // namespace it owns — and has the node's gateway DNAT their ClusterIPs, for pods of
@@ -65,12 +61,19 @@ type SharedServiceReconciler struct {
 
 // SetupWithManager registers the reconciler to run on every node.
 func (r *SharedServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return completeOnServiceChanges(mgr, "shared-services", r)
+}
+
+// completeOnServiceChanges registers r on every node (no leader election) under one
+// request that any change of a VPN, Namespace, Service or EndpointSlice queues: r
+// recomputes its whole state each time, and the queue folds bursts into one run.
+func completeOnServiceChanges(mgr ctrl.Manager, name string, r reconcile.Reconciler) error {
 	no := false
 	one := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{sharedKey}
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: name}}}
 	})
 	return ctrl.NewControllerManagedBy(mgr).
-		Named("shared-services").
+		Named(name).
 		Watches(&v1alpha1.VirtualPrivateNetwork{}, one).
 		Watches(&corev1.Namespace{}, one).
 		Watches(&corev1.Service{}, one).

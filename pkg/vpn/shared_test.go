@@ -42,7 +42,9 @@ func TestSharedSelection(t *testing.T) {
 			Ports:     []discoveryv1.EndpointPort{{Name: ptr.To("dns"), Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To[int32](5353)}},
 			Endpoints: []discoveryv1.Endpoint{{Addresses: addrs}}}
 	}
-	ns := func(name string) *corev1.Namespace { return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}} }
+	ns := func(name string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	}
 	unrealised := vpn("late", "10.3.0.0/24", 0, []string{"l/svc"}, "l")
 	headless := svc("a", "headless", corev1.ClusterIPNone)
 	objs := []client.Object{

@@ -729,7 +729,7 @@ func TestTeardown(t *testing.T) {
 			ipB := n.mustAdd(t, v, b)
 			ping(t, a, ipB)
 			ours := collectOurBPF(t, n.pinDir)
-			require.Len(t, ours.maps, 5, "maps pinned under %s", n.pinDir)
+			require.Len(t, ours.maps, 6, "maps pinned under %s", n.pinDir)
 			require.GreaterOrEqual(t, len(ours.progs), 2, "programs using our maps")
 			hooks := append(n.hooksOn(t, hostIf(a)), n.hooksOn(t, ovsIf(a))...)
 			require.Len(t, hooks, 2, "one program on each of the pod's interfaces: %v", hooks)

@@ -16,10 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/internal/testenv"
 	"github.com/sdncni/sdncni/pkg/ovs"
-	"github.com/sdncni/sdncni/pkg/vpn"
 )
 
 // serviceLB returns the vips column of the Service's load balancer for proto, or ""
@@ -87,10 +85,12 @@ func spread(t *testing.T, p *pod, vip netip.Addr, n int) (tcp, udp map[string]in
 // backend pods is an OVN load balancer on VPN-1 only: a client of VPN-1 reaches both
 // backends through the ClusterIP, a pod of VPN-2 cannot reach it; an endpoint marked not
 // ready stops getting connections; the Service's deletion removes the load balancer.
-// Which path: VPN-1's fast path is turned off while it has Service endpoints, and the
-// test requires that no Service packet was redirected pod to pod (docs/services.md: with
-// the fast path on, a same-node backend's reply skips OVN's un-DNAT and the client never
-// connects).
+// Which path: VPN-1 keeps its fast path. Every Service packet goes through OVS — the
+// client's to the ClusterIP (no pod), the backends' replies because the datapath knows
+// their (VPN, address, port) as Service endpoints (a same-node reply moved pod to pod
+// would skip OVN's un-DNAT and the client would never connect); a direct connection to
+// a backend's port passes OVS both ways; the same pods' other traffic (ICMP here) stays
+// on the fast path, and once the Service is gone their direct TCP does too.
 func TestServiceClusterIP(t *testing.T) {
 	api := testenv.StartAPIServer(t)
 	createNamespaces(t, api, "sdncni-system", "svc-a", "svc-b")
@@ -112,7 +112,7 @@ func TestServiceClusterIP(t *testing.T) {
 		t.Cleanup(func() { _ = n.del(t, "1.1.0", p) })
 		return p
 	}
-	add("be-1", "svc-a", true)
+	be1 := add("be-1", "svc-a", true)
 	add("be-2", "svc-a", true)
 	client1 := add("client", "svc-a", false)
 	other := add("other", "svc-b", true) // VPN-2, same CIDR
@@ -151,13 +151,6 @@ func TestServiceClusterIP(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond, "endpoint /32 routes on VPN-1's router: %s", o.Nbctl(t, "lr-route-list", ovs.RouterName("svc-1")))
 	require.False(t, endpointRoute(t, o, "svc-2", ips["be-1"]), "VPN-2 has no endpoint routes")
 
-	// The cluster role turns VPN-1's fast path off (it has Service endpoints), not VPN-2's.
-	waitVPN(t, api, "svc-1", func(v *v1alpha1.VirtualPrivateNetwork) bool {
-		return v.Annotations[vpn.AnnotationFastPathOff] == "services"
-	})
-	v2, _ := waitVPN(t, api, "svc-2", ready)
-	require.NotContains(t, v2.Annotations, vpn.AnnotationFastPathOff)
-
 	// Let ovn-controller install the load balancer's flows.
 	require.Eventually(t, func() bool {
 		got, err := banner(client1, vip, 2*time.Second)
@@ -170,18 +163,31 @@ func TestServiceClusterIP(t *testing.T) {
 	after := n.datapathCounters(t)
 	delta := func(k string) int64 { return after[k] - before[k] }
 	t.Logf("%d connections each: TCP %v, UDP %v", conns, tcp, udp)
-	t.Logf("path: redirect_fast +%d, to_ovs_cross_vpn_or_unknown_dst +%d, to_ovs_dst_mac_mismatch +%d, to_ovs_fastpath_off +%d, from_ovs +%d",
-		delta("redirect_fast"), delta("to_ovs_cross_vpn_or_unknown_dst"), delta("to_ovs_dst_mac_mismatch"),
+	t.Logf("path: redirect_fast +%d, to_ovs_cross_vpn_or_unknown_dst +%d, to_ovs_service +%d, to_ovs_fastpath_off +%d, from_ovs +%d",
+		delta("redirect_fast"), delta("to_ovs_cross_vpn_or_unknown_dst"), delta("to_ovs_service"),
 		delta("to_ovs_fastpath_off"), delta("from_ovs"))
-	// The VPN has a Service with endpoints, so its fast path is off (a same-node reply
-	// must pass OVS to be un-DNATed): every packet went through OVS.
+	// The client's packets (to the ClusterIP, no pod) and the backends' replies (from a
+	// Service endpoint's port) pass OVS; none is redirected pod to pod.
 	require.Zero(t, delta("redirect_fast"), "Service traffic must not take the fast path")
-	require.GreaterOrEqual(t, delta("to_ovs_fastpath_off"), int64(4*conns), "client and backends' packets pass OVS")
+	require.Zero(t, delta("to_ovs_fastpath_off"), "the VPN's fast path stays on")
+	require.GreaterOrEqual(t, delta("to_ovs_cross_vpn_or_unknown_dst"), int64(2*conns), "client → ClusterIP passes OVS")
+	require.GreaterOrEqual(t, delta("to_ovs_service"), int64(2*conns), "backend replies pass OVS")
 	for _, m := range []map[string]int{tcp, udp} {
 		require.Len(t, m, 2, "both backends answer: %v", m)
 		require.Positive(t, m["be-1"])
 		require.Positive(t, m["be-2"])
 	}
+
+	// The same pods off the Service's ports keep the fast path: ICMP client → be-1 is
+	// redirected pod to pod; a direct TCP connection to be-1's Service port works and
+	// passes OVS in both directions.
+	before = n.datapathCounters(t)
+	requireReaches(t, client1, ips["be-1"], be1)
+	after = n.datapathCounters(t)
+	t.Logf("direct client → be-1 (ICMP, then TCP to the Service port): redirect_fast +%d, to_ovs_service +%d",
+		delta("redirect_fast"), delta("to_ovs_service"))
+	require.Positive(t, delta("redirect_fast"), "ICMP between the pods takes the fast path")
+	require.GreaterOrEqual(t, delta("to_ovs_service"), int64(2), "TCP to and from be-1's Service port passes OVS")
 
 	// VPN-2 has no such Service: its pod's packets to the ClusterIP go nowhere.
 	require.Empty(t, cannotReach(other, vip), "a pod of VPN-2 must not reach VPN-1's Service")
@@ -209,8 +215,12 @@ func TestServiceClusterIP(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "load balancers removed with the Service")
 	require.NotContains(t, o.Nbctl(t, "ls-lb-list", ovs.SwitchName("svc-1")), uuid)
 	require.False(t, endpointRoute(t, o, "svc-1", ips["be-1"]), "endpoint routes removed with the Service")
-	waitVPN(t, api, "svc-1", func(v *v1alpha1.VirtualPrivateNetwork) bool {
-		_, off := v.Annotations[vpn.AnnotationFastPathOff]
-		return !off
-	})
+	// be-1's port is no Service endpoint any more: direct TCP to it takes the fast path.
+	require.Eventually(t, func() bool {
+		before := n.datapathCounters(t)
+		got, err := banner(client1, ips["be-1"], 2*time.Second)
+		after := n.datapathCounters(t)
+		return err == nil && got == "be-1" && after["to_ovs_service"] == before["to_ovs_service"] &&
+			after["redirect_fast"] > before["redirect_fast"]
+	}, 10*time.Second, 200*time.Millisecond, "direct TCP to be-1 back on the fast path")
 }
