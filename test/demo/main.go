@@ -22,7 +22,7 @@ const (
 	// nsPrefix names the pods' network namespaces; pinPrefix the nodes' bpffs pin dirs.
 	nsPrefix  = "sdncni-demo-"
 	pinPrefix = "/sys/fs/bpf/sdncni-demo-"
-	// defaultCIDR is the default VPN's (namespaces no VPN claims); the demo's pods do not use it.
+	// defaultCIDR is the default VPN's (namespaces no VPN claims): dns1's, in kube-system.
 	defaultCIDR = "10.244.0.0/16"
 	// metricsAddr is where each controller serves /metrics, inside its node's netns.
 	metricsAddr = "127.0.0.1:9465"
@@ -111,7 +111,7 @@ func run() int {
 
 func (d *demo) steps(ctx context.Context) error {
 	for _, step := range []func(context.Context) error{
-		d.startAPIServer, d.startCluster, d.startControllers, d.createVPNs, d.createPods, d.probes, d.showCounters,
+		d.startAPIServer, d.startCluster, d.startControllers, d.createVPNs, d.createPods, d.probes, d.needs, d.showCounters,
 	} {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -24,16 +24,21 @@ import (
 
 // podSpec places a pod. tenant-a gets a second pod on node1 so that same-node traffic
 // inside a VPN (the eBPF fast path) can be shown. Creation order picks the address
-// blocks: vpn-a's first block goes to node2, vpn-b's to node1.
+// blocks, and a node never holds two overlapping blocks (docs/gateway.md): a1 takes
+// vpn-a's 10.100.0.0/28 on node1 and b2 vpn-b's 10.100.0.0/27 on node2, so a1 and b2 are
+// both 10.100.0.3; a2 then gets vpn-a's 10.100.0.32/28 on node2 and b1 vpn-b's
+// 10.100.0.32/27 on node1, both 10.100.0.33. Each tenant thus has addresses that also
+// exist in the other tenant's VPN (4b).
 var podSpecs = []struct {
 	name, namespace string
 	node            int
 }{
-	{"a2", "tenant-a", 1},
 	{"a1", "tenant-a", 0},
-	{"a3", "tenant-a", 0},
-	{"b1", "tenant-b", 0},
 	{"b2", "tenant-b", 1},
+	{"a3", "tenant-a", 0},
+	{"a2", "tenant-a", 1},
+	{"b1", "tenant-b", 0},
+	{"dns1", "kube-system", 1}, // the cluster DNS's pod, in the default VPN (4c)
 }
 
 const bannerPort = 7001
