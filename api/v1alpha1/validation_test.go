@@ -85,6 +85,18 @@ func testCreate(ctx context.Context, t *testing.T, c client.Client) {
 			wantErr: "spec.namespaces"},
 		{name: "name not a DNS label", vpn: vpn("bad.name", nil),
 			wantErr: "metadata.name must be a DNS label"},
+		{name: "shared services", vpn: vpn("ok-shared", func(v *v1alpha1.VirtualPrivateNetwork) {
+			v.Spec.SharedServices = []string{"monitoring/push-gateway", "a/b"}
+		})},
+		{name: "shared service without namespace", vpn: vpn("bad-shared", func(v *v1alpha1.VirtualPrivateNetwork) {
+			v.Spec.SharedServices = []string{"push-gateway"}
+		}), wantErr: "spec.sharedServices"},
+		{name: "shared service path", vpn: vpn("bad-shared2", func(v *v1alpha1.VirtualPrivateNetwork) {
+			v.Spec.SharedServices = []string{"a/b/c"}
+		}), wantErr: "spec.sharedServices"},
+		{name: "shared service listed twice", vpn: vpn("bad-shared3", func(v *v1alpha1.VirtualPrivateNetwork) {
+			v.Spec.SharedServices = []string{"a/b", "a/b"}
+		}), wantErr: "spec.sharedServices"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := c.Create(ctx, tc.vpn)
