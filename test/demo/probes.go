@@ -13,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
 )
 
 // Probes: ping, a TCP connect to the pod's banner, iperf3.
