@@ -99,34 +99,41 @@ func normalizeShared(in []SharedService) []SharedService {
 	return out
 }
 
-// goneEndpoints lists, per protocol and ClusterIP:port, the endpoints that were in old
-// and are not in cur: their conntrack entries must go, or a UDP client that keeps its
-// source port (a resolver) keeps talking to an endpoint that left.
-func goneEndpoints(old, cur []SharedService) []staleFlow {
-	now := map[string]bool{}
-	for _, s := range cur {
-		for _, p := range s.Ports {
-			for _, e := range p.Endpoints {
-				now[p.Protocol+"|"+p.VIP.String()+"|"+e.String()] = true
-			}
-		}
-	}
-	var out []staleFlow
-	for _, s := range old {
-		for _, p := range s.Ports {
-			for _, e := range p.Endpoints {
-				if !now[p.Protocol+"|"+p.VIP.String()+"|"+e.String()] {
-					out = append(out, staleFlow{Protocol: p.Protocol, VIP: p.VIP, Endpoint: e})
+// staleFlows matches the conntrack entries that SetShared must delete: connections to a
+// ClusterIP:port that was shared (in old or cur) or that carry a shared mark (those
+// written before a controller restart), whose endpoint is no longer one of cur's for
+// that ClusterIP:port. A UDP client that keeps its source port (a resolver) would
+// otherwise keep talking to an endpoint that left, and a connection to a Service that
+// is no longer shared would keep crossing VPNs.
+type staleFlows struct {
+	vips map[string]bool // "proto|ip:port" of every shared port, old and current
+	keep map[string]bool // "proto|ip:port|endpoint" of the current ones
+}
+
+func newStaleFlows(old, cur []SharedService) staleFlows {
+	f := staleFlows{vips: map[string]bool{}, keep: map[string]bool{}}
+	for i, set := range [][]SharedService{old, cur} {
+		for _, s := range set {
+			for _, p := range s.Ports {
+				vip := p.Protocol + "|" + p.VIP.String()
+				f.vips[vip] = true
+				for _, e := range p.Endpoints {
+					if i == 1 {
+						f.keep[vip+"|"+e.String()] = true
+					}
 				}
 			}
 		}
 	}
-	return out
+	return f
 }
 
-// staleFlow is the conntrack entries from clients to VIP that were sent to Endpoint.
-type staleFlow struct {
-	Protocol string
-	VIP      netip.AddrPort
-	Endpoint netip.AddrPort
+// match reports whether a connection (protocol, original destination, reply source,
+// conntrack mark) is stale.
+func (f staleFlows) match(proto string, origDst, replySrc netip.AddrPort, mark uint32) bool {
+	vip := proto + "|" + origDst.String()
+	if mark&sharedMarkMask != sharedMarkBase && !f.vips[vip] {
+		return false // not ours
+	}
+	return !f.keep[vip+"|"+replySrc.String()]
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"reflect"
 
 	"github.com/vishvananda/netlink"
@@ -38,12 +38,11 @@ func (g *Gateway) SetShared(ctx context.Context, services []SharedService) error
 	if err := syncRules(ok); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	for _, f := range goneEndpoints(g.shared, ok) {
-		if n, err := f.delete(); err != nil {
-			errs = append(errs, err)
-		} else if n > 0 {
-			g.log.V(1).Info("removed conntrack entries of a gone endpoint", "vip", f.VIP, "endpoint", f.Endpoint, "entries", n)
-		}
+	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, conntrackFilter{newStaleFlows(g.shared, ok)})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("delete conntrack entries of gone shared endpoints: %w", err))
+	} else if n > 0 {
+		g.log.V(1).Info("removed conntrack entries of gone shared endpoints", "entries", n)
 	}
 	g.shared, g.sharedWritten = ok, true
 	return errors.Join(errs...)
@@ -124,27 +123,24 @@ func DeleteRules() error {
 	return errors.Join(errs...)
 }
 
-// delete removes the conntrack entries of clients' connections to f.VIP that were sent
-// to f.Endpoint; it returns how many went.
-func (f staleFlow) delete() (uint, error) {
-	proto := uint8(unix.IPPROTO_TCP)
-	if f.Protocol == "udp" {
-		proto = unix.IPPROTO_UDP
+// conntrackFilter applies staleFlows to kernel conntrack entries.
+type conntrackFilter struct{ staleFlows }
+
+// MatchConntrackFlow implements netlink.CustomConntrackFilter.
+func (f conntrackFilter) MatchConntrackFlow(c *netlink.ConntrackFlow) bool {
+	var proto string
+	switch c.Forward.Protocol {
+	case unix.IPPROTO_TCP:
+		proto = "tcp"
+	case unix.IPPROTO_UDP:
+		proto = "udp"
+	default:
+		return false
 	}
-	filter := &netlink.ConntrackFilter{}
-	for _, err := range []error{
-		filter.AddProtocol(proto),
-		filter.AddIP(netlink.ConntrackOrigDstIP, net.IP(f.VIP.Addr().AsSlice())),
-		filter.AddPort(netlink.ConntrackOrigDstPort, f.VIP.Port()),
-		filter.AddIP(netlink.ConntrackReplySrcIP, net.IP(f.Endpoint.Addr().AsSlice())),
-	} {
-		if err != nil {
-			return 0, fmt.Errorf("conntrack filter: %w", err)
-		}
+	dst, ok1 := netip.AddrFromSlice(c.Forward.DstIP.To4())
+	src, ok2 := netip.AddrFromSlice(c.Reverse.SrcIP.To4())
+	if !ok1 || !ok2 {
+		return false
 	}
-	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filter)
-	if err != nil {
-		return n, fmt.Errorf("delete conntrack entries of %s via %s: %w", f.VIP, f.Endpoint, err)
-	}
-	return n, nil
+	return f.match(proto, netip.AddrPortFrom(dst, c.Forward.DstPort), netip.AddrPortFrom(src, c.Reverse.SrcPort), c.Mark)
 }

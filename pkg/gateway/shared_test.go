@@ -43,13 +43,24 @@ func TestSharedValidate(t *testing.T) {
 	}
 }
 
-func TestGoneEndpoints(t *testing.T) {
-	old := []SharedService{sharedFixture(7, "10.96.0.10:53", "10.1.0.5:5353", "10.1.0.6:5353")}
+func TestStaleFlows(t *testing.T) {
+	old := []SharedService{sharedFixture(7, "10.96.0.10:53", "10.1.0.5:5353", "10.1.0.6:5353"),
+		sharedFixture(7, "10.96.0.20:80", "10.1.0.8:8080")}
 	cur := []SharedService{sharedFixture(7, "10.96.0.10:53", "10.1.0.6:5353", "10.1.0.9:5353")}
-	require.Equal(t, []staleFlow{{Protocol: "udp", VIP: netip.MustParseAddrPort("10.96.0.10:53"),
-		Endpoint: netip.MustParseAddrPort("10.1.0.5:5353")}}, goneEndpoints(old, cur))
-	require.Empty(t, goneEndpoints(cur, cur))
-	require.Len(t, goneEndpoints(cur, nil), 2)
+	f := newStaleFlows(old, cur)
+	ap := netip.MustParseAddrPort
+	m := SharedMark(7)
+	require.True(t, f.match("udp", ap("10.96.0.10:53"), ap("10.1.0.5:5353"), m), "endpoint left")
+	require.False(t, f.match("udp", ap("10.96.0.10:53"), ap("10.1.0.6:5353"), m), "endpoint stays")
+	require.False(t, f.match("udp", ap("10.96.0.10:53"), ap("10.1.0.9:5353"), m), "new endpoint")
+	require.True(t, f.match("udp", ap("10.96.0.20:80"), ap("10.1.0.8:8080"), m), "Service no longer shared")
+	require.True(t, f.match("udp", ap("10.96.0.20:80"), ap("10.1.0.8:8080"), 0), "… also without the mark (endpoint outside the CIDR)")
+	require.False(t, f.match("tcp", ap("10.96.0.10:53"), ap("10.1.0.6:5353"), 0), "another protocol, unmarked: not ours")
+	require.False(t, f.match("udp", ap("192.0.2.1:53"), ap("192.0.2.1:53"), 0x1234), "someone else's connection")
+	// After a restart the old set is unknown: marked connections are still judged.
+	f = newStaleFlows(nil, cur)
+	require.True(t, f.match("udp", ap("10.96.0.10:53"), ap("10.1.0.5:5353"), m))
+	require.False(t, f.match("udp", ap("10.96.0.10:53"), ap("10.1.0.6:5353"), m))
 }
 
 // TestSetSharedRulesAndTable: in a fresh netns, SetShared writes one chain per shared

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -53,6 +54,22 @@ func snatFlows(t *testing.T, path string, vip netip.Addr) []string {
 	return out
 }
 
+// ask sends one query on c (a connected UDP socket) and returns the answer, "" if none
+// came within a second.
+func ask(c net.Conn) string {
+	buf := make([]byte, 64)
+	for range 4 {
+		if _, err := c.Write([]byte("who")); err != nil {
+			return ""
+		}
+		_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		if n, err := c.Read(buf); err == nil {
+			return string(buf[:n])
+		}
+	}
+	return ""
+}
+
 // TestSharedServices: two nodes, a real API server, three VPNs on overlapping CIDRs —
 // the default VPN 10.97.0.0/16 (namespaces kube-system and infra), VPN-1 10.97.0.0/24
 // (sh-a) and VPN-2 10.97.0.0/24 (sh-b). The cluster DNS Service kube-system/kube-dns
@@ -69,7 +86,8 @@ func snatFlows(t *testing.T, path string, vip netip.Addr) []string {
 //     Service packets is redirected pod to pod.
 //   - infra/private is reachable from the default VPN only; sh-a/api from every VPN until
 //     VPN-1 stops listing it.
-//   - An endpoint that stops being ready stops getting queries from other VPNs.
+//   - An endpoint that stops being ready stops getting queries from other VPNs, also from
+//     a socket whose earlier queries conntrack had pinned to it.
 //   - The cross-VPN truth table over all nine pods holds with all of this in place, and
 //     after both controllers restart (shared Services keep answering throughout).
 func TestSharedServices(t *testing.T) {
@@ -223,6 +241,24 @@ func TestSharedServices(t *testing.T) {
 	})
 
 	t.Run("endpoint not ready", func(t *testing.T) {
+		// A resolver that keeps its socket (one source port) whose queries conntrack
+		// pinned to dns-2: once dns-2 is not ready the same socket must get dns-1, which
+		// only happens if the node deleted the pinned conntrack entry.
+		var sticky net.Conn
+		require.Eventually(t, func() bool {
+			c, err := dialFrom(c2.pod, "udp4", netip.AddrPortFrom(svcIP(dns), udpPort).String(), time.Second)
+			if err != nil {
+				return false
+			}
+			if ask(c) == "dns-2" {
+				sticky = c
+				return true
+			}
+			c.Close()
+			return false
+		}, 20*time.Second, 10*time.Millisecond, "a socket of c2 answered by dns-2")
+		defer sticky.Close()
+		require.Equal(t, "dns-2", ask(sticky), "conntrack keeps the socket on dns-2")
 		require.NoError(t, api.Client.Get(ctx, client.ObjectKeyFromObject(dnsSlice), dnsSlice))
 		fresh := endpointSlice("kube-system", "kube-dns",
 			map[string]netip.Addr{"dns-1": by["dns-1"].ip, "dns-2": by["dns-2"].ip}, "dns-2")
@@ -234,6 +270,7 @@ func TestSharedServices(t *testing.T) {
 				return tcp["dns-2"] == 0 && udp["dns-2"] == 0
 			}, 20*time.Second, 500*time.Millisecond, "%s: dns-2 drained", p.name)
 		}
+		require.Equal(t, "dns-1", ask(sticky), "the pinned socket moved to dns-1 (its conntrack entry was deleted)")
 		dnsSlice.Endpoints = endpointSlice("kube-system", "kube-dns",
 			map[string]netip.Addr{"dns-1": by["dns-1"].ip, "dns-2": by["dns-2"].ip}).Endpoints
 		require.NoError(t, api.Client.Update(ctx, dnsSlice))
