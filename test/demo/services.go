@@ -148,10 +148,7 @@ func (d *demo) needs(ctx context.Context) error {
 		}
 		return true
 	}
-	for {
-		if ready() {
-			break
-		}
+	for !ready() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
