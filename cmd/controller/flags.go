@@ -37,6 +37,7 @@ type options struct {
 	leaderNamespace string
 	blockSize       int
 	dnsService      string
+	serviceCIDRs    []netip.Prefix
 
 	// Tunnel topology (topology.go). mtu 0 means auto.
 	allocRange      netip.Prefix
@@ -48,7 +49,7 @@ func parseFlags(args []string) (*options, error) {
 	host, _ := os.Hostname()
 	o := &options{}
 	fs := flag.NewFlagSet("sdncni-controller", flag.ContinueOnError)
-	var cidr, gw, allocRange string
+	var cidr, gw, allocRange, serviceCIDRs string
 	var showVersion bool
 	fs.StringVar(&o.socket, "socket", cniapi.DefaultSocket, "unix socket the CNI binary talks to")
 	fs.StringVar(&o.ovsDB, "ovs-db", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch database endpoint")
@@ -76,6 +77,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "sdncni-system", "namespace of the cluster role's leader-election lease")
 	fs.IntVar(&o.blockSize, "node-block-size", 26, "prefix length of the per-node address blocks of the default VPN")
 	fs.StringVar(&o.dnsService, "dns-service", "kube-system/kube-dns", "namespace/name of the cluster DNS Service, which pods of every VPN reach (empty: none; --kubeconfig mode)")
+	fs.StringVar(&serviceCIDRs, "service-cidr", "10.96.0.0/12", "the cluster's ClusterIP range(s), comma-separated: pods' packets to them that no shared Service takes are dropped at the node (empty: none; --kubeconfig mode)")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -88,6 +90,16 @@ func parseFlags(args []string) (*options, error) {
 		if ns, name, ok := strings.Cut(o.dnsService, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 			return nil, fmt.Errorf("--dns-service %q: want namespace/name", o.dnsService)
 		}
+	}
+	for _, c := range strings.Split(serviceCIDRs, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		sp, err := netip.ParsePrefix(c)
+		if err != nil || !sp.Addr().Is4() {
+			return nil, fmt.Errorf("--service-cidr %q: want IPv4 CIDRs, comma-separated", serviceCIDRs)
+		}
+		o.serviceCIDRs = append(o.serviceCIDRs, sp.Masked())
 	}
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {

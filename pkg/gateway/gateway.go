@@ -48,6 +48,9 @@ type Config struct {
 	Node   string // this node's name (chassis), the owner mark of its rows
 	// LinkWait bounds the wait for ovs-vswitchd to create a port's tap (default 10s).
 	LinkWait time.Duration
+	// ServiceCIDRs are the cluster's ClusterIP ranges: pods' packets to them that no
+	// shared Service DNATed are dropped at the node instead of leaving it.
+	ServiceCIDRs []netip.Prefix
 }
 
 // Gateway manages this node's management ports. It runs in the node's network

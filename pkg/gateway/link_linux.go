@@ -29,6 +29,12 @@ func (g *Gateway) configureLink(ctx context.Context, name string, mac net.Hardwa
 	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/disable_ipv6", name), "1"); err != nil {
 		return err
 	}
+	// Loose reverse-path filtering: replies of shared Services arrive here from endpoint
+	// addresses the main table routes elsewhere (overlapping CIDRs, other nodes). The
+	// kernel uses max(all, this), so 2 wins over a strict "all".
+	if err := setSysctl(fmt.Sprintf("net/ipv4/conf/%s/rp_filter", name), "2"); err != nil {
+		return err
+	}
 	if !bytes.Equal(l.Attrs().HardwareAddr, mac) {
 		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
 			return fmt.Errorf("set mac of %s: %w", name, err)

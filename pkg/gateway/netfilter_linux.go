@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -14,27 +15,36 @@ import (
 const TableName = "sdncni"
 
 // EnsureNetfilter turns on IPv4 forwarding in the node netns and writes table sdncni
-// (with no shared Services) if it does not exist. An existing table is left alone: it
-// may hold the shared Services of a controller that ran before, and Gateway.SetShared
-// rewrites it whole once the node role has read them, so a restart does not cut DNS.
-func EnsureNetfilter() error {
+// (with no shared Services; serviceCIDRs are the cluster's ClusterIP ranges) if it does
+// not exist. An existing table is left alone: it may hold the shared Services of a
+// controller that ran before, and Gateway.SetShared rewrites it whole once the node role
+// has read them, so a restart does not cut DNS.
+func EnsureNetfilter(serviceCIDRs []netip.Prefix) error {
 	if err := setSysctl("net/ipv4/ip_forward", "1"); err != nil {
 		return err
 	}
+	if ok, err := tableExists(); err != nil || ok {
+		return err
+	}
+	return writeNetfilter(nil, serviceCIDRs)
+}
+
+// tableExists reports whether table sdncni exists in the current netns.
+func tableExists() (bool, error) {
 	c, err := nftables.New()
 	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
+		return false, fmt.Errorf("nftables: %w", err)
 	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
 	if err != nil {
-		return fmt.Errorf("list nftables tables: %w", err)
+		return false, fmt.Errorf("list nftables tables: %w", err)
 	}
 	for _, t := range tables {
 		if t.Name == TableName {
-			return nil
+			return true, nil
 		}
 	}
-	return writeNetfilter(nil)
+	return false, nil
 }
 
 // writeNetfilter (re)writes table sdncni in one atomic batch, so no packet ever meets a
@@ -48,8 +58,11 @@ func EnsureNetfilter() error {
 //	  numgen random mod n == 0 [mark set M] dnat to endpoint 1   # kube-proxy's choice:
 //	  numgen random mod n-1 == 0 [mark set M] dnat to endpoint 2 # 1/n, 1/(n-1), …, 1
 //	  [mark set M] dnat to endpoint n                            # (drop with none)
+//	chain input (filter, hook input, policy accept)
+//	  ct mark & 0xffff0000 == 0x5dc00000 drop              # a shared endpoint is never the node
 //	chain forward  (filter, hook forward, policy accept)
 //	  ct mark & 0xffff0000 == 0x5dc00000 accept           # a shared-Service connection
+//	  iifname "sdnm*" ip daddr <service CIDR> drop         # a ClusterIP nobody DNATed stays here
 //	  iifname "sdnm*" oifname "sdnm*" drop                 # never from one VPN into another
 //	  oifname "sdnm*" ct state established,related accept # replies to node and pod connections
 //	  oifname "sdnm*" drop                                 # nothing else enters a VPN via the node
@@ -59,8 +72,11 @@ func EnsureNetfilter() error {
 //
 // "mark set M" (M = SharedMark of the Service's VPN) sets packet and conntrack mark and
 // is only written for endpoints inside that VPN's CIDR; the mark routes the connection
-// through table M, which reaches that VPN only (see syncRules).
-func writeNetfilter(shared []SharedService) error {
+// through table M, which reaches that VPN only (see syncRules). The input rule keeps a
+// marked connection from ever being delivered to the node itself (an endpoint address
+// that is also one of the node's), and the service-CIDR rule keeps pods' packets to
+// ClusterIPs that are not shared from leaving the node unanswered-but-masqueraded.
+func writeNetfilter(shared []SharedService, serviceCIDRs []netip.Prefix) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -75,6 +91,8 @@ func writeNetfilter(shared []SharedService) error {
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept})
 	dnat := c.AddChain(&nftables.Chain{Name: "dnat", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
+	in := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	nat := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
@@ -127,7 +145,13 @@ func writeNetfilter(shared []SharedService) error {
 			}
 		}
 	}
+	rule(in, ctMarkShared(), drop)
 	rule(fwd, ctMarkShared(), acc)
+	for _, p := range serviceCIDRs {
+		if p.IsValid() && p.Addr().Is4() {
+			rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, true), daddrIn(p.Masked()), drop)
+		}
+	}
 	rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, true), ifPrefix(expr.MetaKeyOIFNAME, true), drop)
 	rule(fwd, ifPrefix(expr.MetaKeyOIFNAME, true), ctReply(), acc)
 	rule(fwd, ifPrefix(expr.MetaKeyOIFNAME, true), drop)
@@ -193,6 +217,25 @@ func ctMarkShared() []expr.Any {
 			Mask: binaryutil.NativeEndian.PutUint32(sharedMarkMask), Xor: binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 2, Data: binaryutil.NativeEndian.PutUint32(sharedMarkBase)},
 	}
+}
+
+// daddrIn matches an IPv4 destination inside p.
+func daddrIn(p netip.Prefix) []expr.Any {
+	mask := net4Mask(p.Bits())
+	addr := p.Addr().As4()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask[:], Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+	}
+}
+
+func net4Mask(bits int) [4]byte {
+	var m [4]byte
+	for i := range bits {
+		m[i/8] |= 0x80 >> (i % 8)
+	}
+	return m
 }
 
 // matchPort matches packets to p's ClusterIP, protocol and port.

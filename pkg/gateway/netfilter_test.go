@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/netip"
 	"runtime"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // TestNetfilterIdempotent: in a fresh netns, EnsureNetfilter twice leaves one table with
-// its four chains and seven rules (no shared Services); DeleteNetfilter removes it, twice without error.
+// its five chains and nine rules (no shared Services, one service CIDR); DeleteNetfilter removes it, twice without error.
 func TestNetfilterIdempotent(t *testing.T) {
 	testenv.RequireRoot(t)
 	runtime.LockOSThread()
@@ -23,7 +24,7 @@ func TestNetfilterIdempotent(t *testing.T) {
 	t.Cleanup(func() { _ = n.Close(); _ = testutils.UnmountNS(n) })
 	require.NoError(t, n.Do(func(ns.NetNS) error {
 		for range 2 {
-			if err := EnsureNetfilter(); err != nil {
+			if err := EnsureNetfilter([]netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")}); err != nil {
 				return err
 			}
 		}
@@ -42,8 +43,8 @@ func TestNetfilterIdempotent(t *testing.T) {
 			require.NoError(t, err)
 			rules += len(rs)
 		}
-		require.ElementsMatch(t, []string{"mark", "dnat", "forward", "postrouting"}, names)
-		require.Equal(t, 7, rules)
+		require.ElementsMatch(t, []string{"mark", "dnat", "input", "forward", "postrouting"}, names)
+		require.Equal(t, 9, rules)
 		require.NoError(t, DeleteNetfilter())
 		require.NoError(t, DeleteNetfilter())
 		tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)

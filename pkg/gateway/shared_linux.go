@@ -29,22 +29,31 @@ func (g *Gateway) SetShared(ctx context.Context, services []SharedService) error
 	ok = normalizeShared(ok)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.sharedWritten && reflect.DeepEqual(ok, g.shared) {
-		return errors.Join(errs...)
-	}
-	if err := writeNetfilter(ok); err != nil {
-		return errors.Join(append(errs, err)...)
-	}
+	// The rules are cheap to check and the table's existence too: both are repaired on
+	// every call, the table is rewritten only when the set changed (or it is gone).
 	if err := syncRules(ok); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, conntrackFilter{newStaleFlows(g.shared, ok)})
+	exists, err := tableExists()
 	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if exists && g.sharedWritten && reflect.DeepEqual(ok, g.shared) {
+		return errors.Join(errs...)
+	}
+	if err := writeNetfilter(ok, g.cfg.ServiceCIDRs); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	old := g.shared
+	g.shared, g.sharedWritten = ok, true
+	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, conntrackFilter{newStaleFlows(old, ok)})
+	if err != nil {
+		// Written, but not cleaned: the next call cleans again.
+		g.sharedWritten = false
 		errs = append(errs, fmt.Errorf("delete conntrack entries of gone shared endpoints: %w", err))
 	} else if n > 0 {
 		g.log.V(1).Info("removed conntrack entries of gone shared endpoints", "entries", n)
 	}
-	g.shared, g.sharedWritten = ok, true
 	return errors.Join(errs...)
 }
 
@@ -68,10 +77,12 @@ func syncRules(shared []SharedService) error {
 			continue
 		}
 		switch {
-		case r.Priority == rulePriority+1 && r.Type == unix.RTN_UNREACHABLE:
+		// RuleList does not report a rule's type (netlink v1.3.1): the catch-all is the
+		// rule at its priority with its mark and mask and no table to look up.
+		case r.Priority == rulePriority+1 && r.Table == 0 && maskIs(r, sharedMarkMask) && r.Mark == sharedMarkBase:
 			catchAll = true
 			continue
-		case r.Priority == rulePriority && want[r.Mark] && uint32(r.Table) == r.Mark:
+		case r.Priority == rulePriority && want[r.Mark] && uint32(r.Table) == r.Mark && maskIs(r, 0xffffffff):
 			delete(want, r.Mark)
 			continue
 		}
@@ -104,6 +115,14 @@ func syncRules(shared []SharedService) error {
 		}
 	}
 	return nil
+}
+
+// maskIs reports whether r's fwmark mask is m (no mask means all ones).
+func maskIs(r netlink.Rule, m uint32) bool {
+	if r.Mask == nil {
+		return m == 0xffffffff
+	}
+	return *r.Mask == m
 }
 
 // DeleteRules removes every ip rule of shared Services (for --teardown).

@@ -3,13 +3,18 @@ package gateway
 import (
 	"context"
 	"net/netip"
+	"os/exec"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
 	"github.com/go-logr/logr"
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -109,10 +114,48 @@ func TestSetSharedRulesAndTable(t *testing.T) {
 			require.NoError(t, g.SetShared(ctx, []SharedService{a, b}))
 		}
 		got := chainRules()
-		require.Equal(t, map[string]int{"mark": 1, "dnat": 2, "forward": 4, "postrouting": 2,
+		require.Equal(t, map[string]int{"mark": 1, "dnat": 2, "input": 1, "forward": 4, "postrouting": 2,
 			a.chainName(a.Ports[0]): 3, b.chainName(b.Ports[0]): 1}, got)
+		// The first endpoint's rule, decoded: numgen random mod 3 == 0, mark 0x5dc00007 to
+		// packet and conntrack, DNAT to 10.1.0.5:5353 (address as is, port big-endian).
+		c, err := nftables.New()
+		require.NoError(t, err)
+		tbl := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: TableName}
+		svcRules, err := c.GetRules(tbl, &nftables.Chain{Name: a.chainName(a.Ports[0]), Table: tbl})
+		require.NoError(t, err)
+		var ng *expr.Numgen
+		var imms [][]byte
+		var nat *expr.NAT
+		for _, e := range svcRules[0].Exprs {
+			switch e := e.(type) {
+			case *expr.Numgen:
+				ng = e
+			case *expr.Immediate:
+				imms = append(imms, e.Data)
+			case *expr.NAT:
+				nat = e
+			}
+		}
+		require.NotNil(t, ng)
+		require.Equal(t, uint32(3), ng.Modulus)
+		require.Equal(t, uint32(unix.NFT_NG_RANDOM), ng.Type)
+		mark := binaryutil.NativeEndian.PutUint32(SharedMark(7))
+		require.Equal(t, [][]byte{mark, {10, 1, 0, 5}, {0x14, 0xe9}}, imms, "mark, endpoint address, port 5353")
+		require.NotNil(t, nat)
+		require.Equal(t, expr.NATTypeDestNAT, nat.Type)
+		last := svcRules[len(svcRules)-1].Exprs
+		require.False(t, slices.ContainsFunc(last, func(e expr.Any) bool { _, ok := e.(*expr.Numgen); return ok }),
+			"the last endpoint takes what is left")
+
 		rules := ours()
 		require.Len(t, rules, 3, "%v", rules)
+		// netlink's RuleList does not report the type: ask ip(8).
+		out, err := exec.Command("ip", "rule", "show", "priority", "1001").CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.Equal(t, "1001:\tfrom all fwmark 0x5dc00000/0xffff0000 unreachable", strings.TrimSpace(string(out)))
+		out, err = exec.Command("ip", "rule", "show", "priority", "1000").CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.Contains(t, string(out), "from all fwmark 0x5dc00007 lookup 1572864007")
 		marks := map[uint32]int{}
 		for _, r := range rules {
 			marks[r.Mark] = r.Table
@@ -123,12 +166,12 @@ func TestSetSharedRulesAndTable(t *testing.T) {
 		// b stops being shared; an invalid service is reported and left out.
 		bad := sharedFixture(0, "10.96.0.30:53")
 		require.Error(t, g.SetShared(ctx, []SharedService{a, bad}))
-		require.Len(t, chainRules(), 5)
+		require.Len(t, chainRules(), 6)
 		require.Len(t, ours(), 2)
 
 		// A restarting controller keeps the table it finds.
-		require.NoError(t, EnsureNetfilter())
-		require.Len(t, chainRules(), 5)
+		require.NoError(t, EnsureNetfilter(nil))
+		require.Len(t, chainRules(), 6)
 
 		require.NoError(t, DeleteNetfilter())
 		require.NoError(t, DeleteRules())
