@@ -142,6 +142,9 @@ func loadObjects(pinPath string) (bpfObjects, []string, error) {
 		bpfMaps
 	}
 	err = spec.LoadAndAssign(&dst, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinPath}})
+	if errors.Is(err, ebpf.ErrMapIncompatible) && replaceDisposablePins(spec, pinPath) {
+		err = spec.LoadAndAssign(&dst, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinPath}})
+	}
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		return objs, nil, fmt.Errorf("load objects: %w: %w", ErrIncompatiblePins, err)
 	}
@@ -150,4 +153,32 @@ func loadObjects(pinPath string) (bpfObjects, []string, error) {
 	}
 	objs.bpfPrograms, objs.bpfMaps = dst.bpfPrograms, dst.bpfMaps
 	return objs, names, nil
+}
+
+// disposableMaps hold nothing that cannot be rebuilt: the counters (Prometheus handles a
+// reset) and the Service endpoints (the node role writes them again). A pinned one whose
+// layout an upgrade changed is replaced instead of failing Open; the others keep pods'
+// state and make Open fail with ErrIncompatiblePins.
+var disposableMaps = map[string]bool{bpfMapSdncniCnt: true, bpfMapSdncniSvc: true}
+
+// replaceDisposablePins removes the pins of disposable maps that no longer match spec and
+// reports whether it removed any.
+func replaceDisposablePins(spec *ebpf.CollectionSpec, pinPath string) bool {
+	removed := false
+	for name, ms := range spec.Maps {
+		if !disposableMaps[name] {
+			continue
+		}
+		path := filepath.Join(pinPath, name)
+		m, err := ebpf.LoadPinnedMap(path, nil)
+		if err != nil {
+			continue
+		}
+		incompatible := ms.Compatible(m) != nil
+		_ = m.Close()
+		if incompatible && os.Remove(path) == nil {
+			removed = true
+		}
+	}
+	return removed
 }

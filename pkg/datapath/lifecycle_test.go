@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -121,4 +123,44 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 			require.Error(t, err)
 		})
 	}
+}
+
+// TestOpenReplacesDisposablePins: pins left by an older build whose counter array was
+// smaller do not stop Open (counters and Service endpoints are rebuilt); an
+// incompatible map that holds pods' state (sdncni_ep) still does.
+func TestOpenReplacesDisposablePins(t *testing.T) {
+	testenv.RequireRoot(t)
+	pin := func(t *testing.T, dir, name string, ms *ebpf.MapSpec) {
+		t.Helper()
+		require.NoError(t, os.MkdirAll(mapsDir(dir), 0o700))
+		m, err := ebpf.NewMap(ms)
+		require.NoError(t, err)
+		defer m.Close()
+		require.NoError(t, m.Pin(filepath.Join(mapsDir(dir), name)))
+	}
+	newDir := func(t *testing.T) string {
+		dir := "/sys/fs/bpf/sdncni-dpt-pins-" + strconv.Itoa(os.Getpid()) + "-" + filepath.Base(t.Name())
+		require.NoError(t, ensureBPFFS(dir))
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+		return dir
+	}
+	t.Run("old counters", func(t *testing.T) {
+		dir := newDir(t)
+		pin(t, dir, bpfMapSdncniCnt, &ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 15})
+		d, err := Open(t.Context(), Config{PinDir: dir}, testLogger(t))
+		require.NoError(t, err)
+		defer func() { require.NoError(t, d.Teardown(t.Context())) }()
+		info, err := d.objs.SdncniCnt.Info()
+		require.NoError(t, err)
+		require.Equal(t, uint32(64), info.MaxEntries, "the counter map was replaced")
+		c, err := d.Counters(t.Context())
+		require.NoError(t, err)
+		require.Contains(t, c, "to_ovs_service")
+	})
+	t.Run("old endpoints", func(t *testing.T) {
+		dir := newDir(t)
+		pin(t, dir, bpfMapSdncniEp, &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 8, MaxEntries: 16})
+		_, err := Open(t.Context(), Config{PinDir: dir}, testLogger(t))
+		require.ErrorIs(t, err, ErrIncompatiblePins)
+	})
 }
