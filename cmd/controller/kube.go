@@ -65,8 +65,18 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err := (&vpn.FastPathReconciler{Client: mgr.GetClient(), Datapath: dp}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&vpn.ServiceEndpointReconciler{Cache: mgr.GetCache(), Datapath: dp, Log: log.WithName("service-endpoints")}).
-		SetupWithManager(mgr); err != nil {
+	// An empty Service-endpoint map (a new node, an upgrade) would let same-node Service
+	// replies take the fast path until the first write: hold the fast path off till then.
+	held, err := dp.ServiceEndpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ser := &vpn.ServiceEndpointReconciler{Cache: mgr.GetCache(), Datapath: dp, FastPath: o.fastPath,
+		WaitForSync: len(held) == 0, Log: log.WithName("service-endpoints")}
+	if err := ser.Hold(ctx); err != nil {
+		return nil, err
+	}
+	if err := ser.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})

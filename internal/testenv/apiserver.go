@@ -28,6 +28,9 @@ const (
 	// apiServerStartTimeout bounds the start of etcd and of kube-apiserver each (≈ 4 s
 	// here when the machine is idle).
 	apiServerStartTimeout = 90 * time.Second
+	// ServiceCIDR is the API server's ClusterIP range (envtest's
+	// --service-cluster-ip-range), for the controller's --service-cidr.
+	ServiceCIDR = "10.0.0.0/24"
 )
 
 // APIServer is a real etcd and kube-apiserver (controller-runtime's envtest) with the

@@ -2,9 +2,11 @@ package vpn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +22,7 @@ import (
 // (*datapath.Datapath).
 type serviceEndpointSetter interface {
 	SetServiceEndpoints(ctx context.Context, eps []datapath.ServiceEndpoint) error
+	SetFastPath(ctx context.Context, on bool) error
 }
 
 var _ serviceEndpointSetter = (*datapath.Datapath)(nil)
@@ -30,10 +33,21 @@ var _ serviceEndpointSetter = (*datapath.Datapath)(nil)
 // connections OVN balanced to it) — so that flows from and to those ports pass OVS,
 // where OVN un-DNATs the endpoints' replies, while the pods' other traffic keeps the
 // fast path (docs/services.md).
+//
+// The node's global fast-path switch follows the set: while the datapath does not hold
+// it — before the first write after a start with an empty map (WaitForSync), or when
+// it does not fit (datapath.ErrTooManyServiceEndpoints, which any tenant could cause
+// with large EndpointSlices) — every packet goes through OVS, which is slower but keeps
+// every Service working; the fast path comes back (if FastPath allows) once it fits.
 type ServiceEndpointReconciler struct {
 	Cache    client.Reader // informer cache: Services, EndpointSlices, VPNs, Namespaces
 	Datapath serviceEndpointSetter
-	Log      logr.Logger
+	// FastPath is the node's configured global switch (--fast-path).
+	FastPath bool
+	// WaitForSync: the fast path is off until the first successful write (set it when
+	// the datapath's map was empty at start, e.g. a new node or an upgrade).
+	WaitForSync bool
+	Log         logr.Logger
 }
 
 // SetupWithManager registers the reconciler to run on every node.
@@ -47,7 +61,27 @@ func (r *ServiceEndpointReconciler) Reconcile(ctx context.Context, _ ctrl.Reques
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.Datapath.SetServiceEndpoints(ctx, eps)
+	err = r.Datapath.SetServiceEndpoints(ctx, eps)
+	if errors.Is(err, datapath.ErrTooManyServiceEndpoints) {
+		r.Log.Error(err, "fast path off on this node until the Service endpoints fit", "endpoints", len(eps))
+		if ferr := r.Datapath.SetFastPath(ctx, false); ferr != nil {
+			return ctrl.Result{}, ferr
+		}
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	// Written: the global switch is what it is configured to be.
+	return ctrl.Result{}, r.Datapath.SetFastPath(ctx, r.FastPath)
+}
+
+// Hold applies WaitForSync: call it before the manager starts.
+func (r *ServiceEndpointReconciler) Hold(ctx context.Context) error {
+	if !r.WaitForSync {
+		return nil
+	}
+	return r.Datapath.SetFastPath(ctx, false)
 }
 
 // Endpoints computes the Service endpoints from the cache: for every ClusterIP Service

@@ -14,6 +14,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/pkg/datapath"
@@ -75,4 +76,58 @@ func TestServiceEndpointSelection(t *testing.T) {
 		se(2, "10.1.0.6", 8080, "tcp"), se(2, "10.1.0.6", 9000, "udp"), // not ready: may still drain connections
 		se(1, "10.9.0.5", 53, "udp"),
 	}, got, "no host-network, IPv6, SCTP, headless, Service-less or unrealised-VPN endpoints")
+}
+
+// fakeEndpointDatapath records what ServiceEndpointReconciler asks of the datapath.
+type fakeEndpointDatapath struct {
+	full     bool // SetServiceEndpoints refuses: too many
+	fastPath []bool
+	written  int
+}
+
+func (f *fakeEndpointDatapath) SetServiceEndpoints(context.Context, []datapath.ServiceEndpoint) error {
+	if f.full {
+		return datapath.ErrTooManyServiceEndpoints
+	}
+	f.written++
+	return nil
+}
+
+func (f *fakeEndpointDatapath) SetFastPath(_ context.Context, on bool) error {
+	f.fastPath = append(f.fastPath, on)
+	return nil
+}
+
+// TestServiceEndpointFastPathSwitch: the node's fast path is held off until the first
+// write when asked to, goes off while the endpoints do not fit, and returns to the
+// configured setting (never on when configured off). The datapath side is
+// TestFromPodServiceEndpoints in pkg/datapath (real programs and maps).
+func TestServiceEndpointFastPathSwitch(t *testing.T) {
+	scheme := runtime.NewScheme()
+	require.NoError(t, clientgoscheme.AddToScheme(scheme))
+	require.NoError(t, v1alpha1.AddToScheme(scheme))
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	ctx := context.Background()
+	for _, configured := range []bool{true, false} {
+		dp := &fakeEndpointDatapath{}
+		r := &ServiceEndpointReconciler{Cache: c, Datapath: dp, FastPath: configured, WaitForSync: true, Log: logr.Discard()}
+		require.NoError(t, r.Hold(ctx))
+		require.Equal(t, []bool{false}, dp.fastPath, "held off before the first write")
+		_, err := r.Reconcile(ctx, reconcile.Request{})
+		require.NoError(t, err)
+		require.Equal(t, []bool{false, configured}, dp.fastPath)
+		dp.full = true
+		res, err := r.Reconcile(ctx, reconcile.Request{})
+		require.NoError(t, err)
+		require.Positive(t, res.RequeueAfter, "retried while it does not fit")
+		require.Equal(t, []bool{false, configured, false}, dp.fastPath)
+		dp.full = false
+		_, err = r.Reconcile(ctx, reconcile.Request{})
+		require.NoError(t, err)
+		require.Equal(t, []bool{false, configured, false, configured}, dp.fastPath)
+		require.Equal(t, 2, dp.written)
+	}
+	r := &ServiceEndpointReconciler{Cache: c, Datapath: &fakeEndpointDatapath{}, FastPath: true, Log: logr.Discard()}
+	require.NoError(t, r.Hold(ctx))
+	require.Empty(t, r.Datapath.(*fakeEndpointDatapath).fastPath, "no hold without WaitForSync")
 }

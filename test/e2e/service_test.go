@@ -128,7 +128,7 @@ func TestServiceClusterIP(t *testing.T) {
 		}}}
 	require.NoError(t, api.Client.Create(ctx, svc))
 	vip := netip.MustParseAddr(svc.Spec.ClusterIP)
-	require.True(t, netip.MustParsePrefix("10.0.0.0/24").Contains(vip), "envtest's service range: %s", vip)
+	require.True(t, netip.MustParsePrefix(testenv.ServiceCIDR).Contains(vip), "envtest's service range: %s", vip)
 	backends := map[string]netip.Addr{"be-1": ips["be-1"], "be-2": ips["be-2"]}
 	slice := endpointSlice("svc-a", "web", backends)
 	require.NoError(t, api.Client.Create(ctx, slice))

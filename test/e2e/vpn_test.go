@@ -38,7 +38,8 @@ func startVPNController(t *testing.T, o *testenv.OVN, api *testenv.APIServer, ci
 	t.Cleanup(func() { os.RemoveAll(work) })
 	n := &node{t: t, ovn: o, bin: binaries(t), work: work, socket: filepath.Join(work, "cni.sock"),
 		store: filepath.Join(work, "ipam.json"), pinDir: "/sys/fs/bpf/" + vpnPrefix + randHex(4), cidr: cidr,
-		extra: append([]string{"--mtu", "0", "--kubeconfig", api.Kubeconfig, "--node-block-size", "28"}, extra...)}
+		extra: append([]string{"--mtu", "0", "--kubeconfig", api.Kubeconfig, "--node-block-size", "28",
+			"--service-cidr", testenv.ServiceCIDR}, extra...)}
 	t.Cleanup(func() {
 		n.stopController()
 		_ = os.RemoveAll(n.pinDir)
