@@ -135,7 +135,7 @@ func TestOpenReplacesDisposablePins(t *testing.T) {
 		require.NoError(t, os.MkdirAll(mapsDir(dir), 0o700))
 		m, err := ebpf.NewMap(ms)
 		require.NoError(t, err)
-		defer m.Close()
+		defer func() { _ = m.Close() }()
 		require.NoError(t, m.Pin(filepath.Join(mapsDir(dir), name)))
 	}
 	newDir := func(t *testing.T) string {
