@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -214,27 +213,32 @@ func (r *ServiceReconciler) serviceGone(ctx context.Context, key string) (bool, 
 	return false, nil
 }
 
-// ServiceVIPs maps each protocol ("tcp", "udp"; others are skipped) of a Service to OVN
-// load balancer VIPs: "clusterIP:port" → "ep:targetPort,..." over the ready IPv4
-// endpoints (conditions.ready unset counts as ready) of its EndpointSlices, matched by
-// port name. A port with no ready endpoint has an empty backend list.
-func ServiceVIPs(svc *corev1.Service, eps []discoveryv1.EndpointSlice) map[string]map[string]string {
+// ServicePort is one ClusterIP, port and protocol ("tcp" or "udp") of a Service with its
+// ready endpoints (address and target port).
+type ServicePort struct {
+	Protocol string
+	VIP      netip.AddrPort
+	Backends []netip.AddrPort
+}
+
+// ServicePorts lists the TCP and UDP ports (SCTP is skipped) of each IPv4 ClusterIP of a
+// Service with the ready IPv4 endpoints (conditions.ready unset counts as ready) of its
+// EndpointSlices, matched to the Service port by name and protocol. A port with no ready
+// endpoint has no backends.
+func ServicePorts(svc *corev1.Service, eps []discoveryv1.EndpointSlice) []ServicePort {
 	var ips []netip.Addr
 	for _, s := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
 		if a, err := netip.ParseAddr(s); err == nil && a.Is4() && !slices.Contains(ips, a) {
 			ips = append(ips, a)
 		}
 	}
-	out := map[string]map[string]string{}
+	var out []ServicePort
 	for _, p := range svc.Spec.Ports {
-		proto := strings.ToLower(string(p.Protocol))
-		if proto == "" {
-			proto = "tcp"
-		}
+		proto := strings.ToLower(string(protocolOr(p.Protocol)))
 		if proto != "tcp" && proto != "udp" {
 			continue
 		}
-		var backends []string
+		var backends []netip.AddrPort
 		for _, s := range eps {
 			if s.AddressType != discoveryv1.AddressTypeIPv4 {
 				continue
@@ -249,7 +253,7 @@ func ServiceVIPs(svc *corev1.Service, eps []discoveryv1.EndpointSlice) map[strin
 					target = *sp.Port
 				}
 			}
-			if target == 0 {
+			if target <= 0 || target > 65535 {
 				continue
 			}
 			for _, e := range s.Endpoints {
@@ -258,7 +262,7 @@ func ServiceVIPs(svc *corev1.Service, eps []discoveryv1.EndpointSlice) map[strin
 				}
 				for _, a := range e.Addresses {
 					if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
-						b := netip.AddrPortFrom(ip, uint16(target)).String()
+						b := netip.AddrPortFrom(ip, uint16(target))
 						if !slices.Contains(backends, b) {
 							backends = append(backends, b)
 						}
@@ -266,13 +270,28 @@ func ServiceVIPs(svc *corev1.Service, eps []discoveryv1.EndpointSlice) map[strin
 				}
 			}
 		}
-		sort.Strings(backends)
-		if out[proto] == nil {
-			out[proto] = map[string]string{}
-		}
 		for _, ip := range ips {
-			out[proto][ip.String()+":"+strconv.Itoa(int(p.Port))] = strings.Join(backends, ",")
+			out = append(out, ServicePort{Protocol: proto, VIP: netip.AddrPortFrom(ip, uint16(p.Port)), Backends: backends})
 		}
+	}
+	return out
+}
+
+// ServiceVIPs maps each protocol of a Service to OVN load balancer VIPs (ServicePorts as
+// strings): "clusterIP:port" → "ep:targetPort,..." with the backends in string order; a
+// port with no ready endpoint maps to "".
+func ServiceVIPs(svc *corev1.Service, eps []discoveryv1.EndpointSlice) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, p := range ServicePorts(svc, eps) {
+		backends := make([]string, 0, len(p.Backends))
+		for _, b := range p.Backends {
+			backends = append(backends, b.String())
+		}
+		sort.Strings(backends)
+		if out[p.Protocol] == nil {
+			out[p.Protocol] = map[string]string{}
+		}
+		out[p.Protocol][p.VIP.String()] = strings.Join(backends, ",")
 	}
 	return out
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"sort"
 	"strings"
 
@@ -193,21 +192,8 @@ func (r *SharedServiceReconciler) service(ctx context.Context, key string) (gate
 		return gateway.SharedService{}, false, fmt.Errorf("list endpointslices of %s: %w", key, err)
 	}
 	s := gateway.SharedService{Name: key}
-	for proto, vips := range ServiceVIPs(&svc, eps.Items) {
-		for vip, backends := range vips {
-			p := gateway.SharedPort{Protocol: proto}
-			ap, err := netip.ParseAddrPort(vip)
-			if err != nil {
-				continue
-			}
-			p.VIP = ap
-			for _, b := range strings.Split(backends, ",") {
-				if e, err := netip.ParseAddrPort(b); err == nil && !slices.Contains(p.Endpoints, e) {
-					p.Endpoints = append(p.Endpoints, e)
-				}
-			}
-			s.Ports = append(s.Ports, p)
-		}
+	for _, p := range ServicePorts(&svc, eps.Items) {
+		s.Ports = append(s.Ports, gateway.SharedPort{Protocol: p.Protocol, VIP: p.VIP, Endpoints: p.Backends})
 	}
 	return s, true, nil
 }
