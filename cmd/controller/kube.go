@@ -88,7 +88,8 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 		return nil, err
 	}
 	nodeNets := vpn.NewNodeNetworks(mgr.GetCache(), direct, o.nodeName, o.mtu, log.WithName("vpn-node"))
-	gw := gateway.New(gateway.Config{Bridge: o.bridge, Node: o.nodeName, ServiceCIDRs: o.serviceCIDRs}, vs, nb, store, log.WithName("gateway"))
+	gw := gateway.New(gateway.Config{Bridge: o.bridge, Node: o.nodeName, ServiceCIDRs: o.serviceCIDRs,
+		TxOffloadOff: o.txOffloadOff}, vs, nb, store, log.WithName("gateway"))
 	nodeNets.OnBlock(func(ctx context.Context, net attach.Network) {
 		// Only the address here, so the ADD that claimed the block is not slowed; the
 		// gateway reconciler builds the port when it sees the block.

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sdncni/sdncni/pkg/attach"
+	"github.com/sdncni/sdncni/pkg/podnet"
 )
 
 // configureLink waits for ovs-vswitchd to create the port's tap, then gives it mac, ip
@@ -38,6 +39,11 @@ func (g *Gateway) configureLink(ctx context.Context, name string, mac net.Hardwa
 	if !bytes.Equal(l.Attrs().HardwareAddr, mac) {
 		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
 			return fmt.Errorf("set mac of %s: %w", name, err)
+		}
+	}
+	if g.cfg.TxOffloadOff {
+		if err := podnet.DisableTxOffload(name); err != nil {
+			return err
 		}
 	}
 	if mtu > 0 && l.Attrs().MTU != mtu {

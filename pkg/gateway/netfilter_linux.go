@@ -52,14 +52,18 @@ func tableExists() (bool, error) {
 //
 //	chain mark (filter, hook prerouting, priority mangle)
 //	  ct direction original ct mark & 0xffff0000 == 0x5dc00000 meta mark set ct mark
+//	chain mark-out (filter, hook output, priority mangle)   # the node's own connections
+//	  ct direction original ct mark & 0xffff0000 == 0x5dc00000 meta mark set ct mark
 //	chain dnat (nat, hook prerouting, priority dstnat)
 //	  iifname "sdnm*" ip daddr VIP meta l4proto P th dport PORT jump svc-…   # per shared port
+//	chain dnat-out (nat, hook output, priority dstnat)      # host-network pods, the node
+//	  ip daddr VIP meta l4proto P th dport PORT jump svc-…
 //	chain svc-… (one per shared ClusterIP, port and protocol)
 //	  numgen random mod n == 0 [mark set M] dnat to endpoint 1   # kube-proxy's choice:
 //	  numgen random mod n-1 == 0 [mark set M] dnat to endpoint 2 # 1/n, 1/(n-1), …, 1
 //	  [mark set M] dnat to endpoint n                            # (drop with none)
 //	chain input (filter, hook input, policy accept)
-//	  ct mark & 0xffff0000 == 0x5dc00000 drop              # a shared endpoint is never the node
+//	  ct direction original ct mark & 0xffff0000 == 0x5dc00000 drop # an endpoint is never the node
 //	chain forward  (filter, hook forward, policy accept)
 //	  ct mark & 0xffff0000 == 0x5dc00000 accept           # a shared-Service connection
 //	  iifname "sdnm*" ip daddr <service CIDR> drop         # a ClusterIP nobody DNATed stays here
@@ -91,6 +95,13 @@ func writeNetfilter(shared []SharedService, serviceCIDRs []netip.Prefix) error {
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept})
 	dnat := c.AddChain(&nftables.Chain{Name: "dnat", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
+	// A filter chain, not a route chain: a route chain would reroute on the restored mark
+	// while the destination is still the ClusterIP, which the mark's table cannot route.
+	// NAT reroutes every DNATed packet of the node's own connections anyway, with the mark.
+	markOut := c.AddChain(&nftables.Chain{Name: "mark-out", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityMangle, Policy: &accept})
+	dnatOut := c.AddChain(&nftables.Chain{Name: "dnat-out", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
 	in := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
@@ -107,16 +118,19 @@ func writeNetfilter(shared []SharedService, serviceCIDRs []netip.Prefix) error {
 	drop := []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	acc := []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}
 
-	rule(mark, ctOriginal(), ctMarkShared(), []expr.Any{
+	restore := []expr.Any{
 		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
-	})
+	}
+	rule(mark, ctOriginal(), ctMarkShared(), restore)
+	rule(markOut, ctOriginal(), ctMarkShared(), restore)
 	for _, s := range shared {
 		m := SharedMark(s.VPNID)
 		for _, p := range s.Ports {
 			svc := c.AddChain(&nftables.Chain{Name: s.chainName(p), Table: t})
 			rule(dnat, ifPrefix(expr.MetaKeyIIFNAME, true), matchPort(p), []expr.Any{
 				&expr.Verdict{Kind: expr.VerdictJump, Chain: svc.Name}})
+			rule(dnatOut, matchPort(p), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: svc.Name}})
 			n := len(p.Endpoints)
 			if n == 0 {
 				rule(svc, drop)
@@ -145,7 +159,7 @@ func writeNetfilter(shared []SharedService, serviceCIDRs []netip.Prefix) error {
 			}
 		}
 	}
-	rule(in, ctMarkShared(), drop)
+	rule(in, ctOriginal(), ctMarkShared(), drop)
 	rule(fwd, ctMarkShared(), acc)
 	for _, p := range serviceCIDRs {
 		if p.IsValid() && p.Addr().Is4() {

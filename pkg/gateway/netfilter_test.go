@@ -14,7 +14,7 @@ import (
 )
 
 // TestNetfilterIdempotent: in a fresh netns, EnsureNetfilter twice leaves one table with
-// its five chains and nine rules (no shared Services, one service CIDR); DeleteNetfilter removes it, twice without error.
+// its seven chains and ten rules (no shared Services, one service CIDR); DeleteNetfilter removes it, twice without error.
 func TestNetfilterIdempotent(t *testing.T) {
 	testenv.RequireRoot(t)
 	runtime.LockOSThread()
@@ -43,8 +43,8 @@ func TestNetfilterIdempotent(t *testing.T) {
 			require.NoError(t, err)
 			rules += len(rs)
 		}
-		require.ElementsMatch(t, []string{"mark", "dnat", "input", "forward", "postrouting"}, names)
-		require.Equal(t, 9, rules)
+		require.ElementsMatch(t, []string{"mark", "mark-out", "dnat", "dnat-out", "input", "forward", "postrouting"}, names)
+		require.Equal(t, 10, rules)
 		require.NoError(t, DeleteNetfilter())
 		require.NoError(t, DeleteNetfilter())
 		tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)

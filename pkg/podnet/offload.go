@@ -7,7 +7,7 @@ import (
 	"github.com/safchain/ethtool"
 )
 
-// disableTxOffload turns off transmit checksum offload on ifname, and with it every
+// DisableTxOffload turns off transmit checksum offload on ifname, and with it every
 // segmentation offload that depends on it (the kernel drops TSO/USO without a checksum
 // feature), as `ethtool -K ifname tx off` does: the pod's stack then hands the device only
 // complete, checksummed, MTU-sized frames. It must run in the namespace of ifname (the
@@ -16,7 +16,7 @@ import (
 // Why: OVS 3.1's userspace datapath cannot put TSO packets or packets with a pending
 // checksum into a Geneve tunnel, so with tx offload on, pod TCP across nodes connects and
 // then moves nothing.
-func disableTxOffload(ifname string) error {
+func DisableTxOffload(ifname string) error {
 	e, err := ethtool.NewEthtool()
 	if err != nil {
 		return fmt.Errorf("open ethtool socket: %w", err)

@@ -29,7 +29,7 @@ type Config struct {
 	Addr       netip.Prefix // pod address with the network's prefix length
 	Gateway    netip.Addr
 	// TxOffloadOff turns transmit checksum and segmentation offload off on the pod side
-	// (for tunnels that cannot carry offloaded packets, see disableTxOffload).
+	// (for tunnels that cannot carry offloaded packets, see DisableTxOffload).
 	TxOffloadOff bool
 }
 
@@ -68,7 +68,7 @@ func Setup(ctx context.Context, c Config) (Link, error) {
 		}
 		link = Link{HostIndex: hostIf.Index, HostMAC: hostIf.HardwareAddr, PodIndex: podIf.Index}
 		if c.TxOffloadOff {
-			if err := disableTxOffload(c.IfName); err != nil {
+			if err := DisableTxOffload(c.IfName); err != nil {
 				_ = ip.DelLinkByName(c.IfName)
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -76,7 +77,8 @@ func ask(c net.Conn) string {
 // (UDP like DNS, and TCP) has one endpoint on each node; VPN-1 lists its Service sh-a/api
 // in spec.sharedServices; infra/private is not shared.
 //
-//   - Pods of all three VPNs reach kube-dns by ClusterIP, UDP and TCP, and both endpoints
+//   - Pods of all three VPNs, and the nodes themselves (host-network pods), reach
+//     kube-dns by ClusterIP, UDP and TCP, and both endpoints
 //     (the local and the remote one) answer; the endpoint sees the address of its VPN's
 //     management port on the client's node (conntrack shows the SNAT), never the
 //     client's address, which may be an address of its own VPN.
@@ -206,6 +208,32 @@ func TestSharedServices(t *testing.T) {
 		require.True(t, slices.ContainsFunc(flows, func(f string) bool {
 			return strings.HasPrefix(f, c1.ip.String()+" ") && strings.Contains(f, "replies to "+mp.String()+",")
 		}), "c1's connections are SNATed to %s", mp)
+	})
+
+	t.Run("dns from the nodes", func(t *testing.T) {
+		// Host-network pods and the node itself (output hook): both endpoints answer. A
+		// socket needs a route to the ClusterIP before the DNAT happens; real nodes have a
+		// default route, the test nodes only their underlay, so give them one for the
+		// service range (as one does for kube-proxy on nodes without a default route).
+		for _, n := range nodes {
+			out, err := exec.Command("ip", "-n", n.ovn.NetNS, "route", "replace", testenv.ServiceCIDR, "via", "100.64.0.254").CombinedOutput()
+			require.NoError(t, err, string(out))
+		}
+		for _, n := range nodes {
+			seen := map[string]int{}
+			for range 16 {
+				name, err := nodeUDPName(n.ovn.NetNSPath, svcIP(dns), 2*time.Second)
+				require.NoError(t, err)
+				seen[name]++
+				got, err := nodeBanner(n.ovn.NetNSPath, svcIP(dns), 5*time.Second)
+				require.NoError(t, err)
+				seen[got]++
+			}
+			t.Logf("from %s's netns: %v", n.ovn.SystemID, seen)
+			require.Positive(t, seen["dns-1"], "dns-1 answers the node")
+			require.Positive(t, seen["dns-2"], "dns-2 answers the node")
+			require.Equal(t, 32, seen["dns-1"]+seen["dns-2"])
+		}
 	})
 
 	t.Run("private stays private", func(t *testing.T) {
