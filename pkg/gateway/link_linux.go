@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -30,10 +31,18 @@ func (g *Gateway) configureLink(ctx context.Context, name string, mac net.Hardwa
 	if err := setSysctl(fmt.Sprintf("net/ipv6/conf/%s/disable_ipv6", name), "1"); err != nil {
 		return err
 	}
-	// Loose reverse-path filtering: replies of shared Services arrive here from endpoint
-	// addresses the main table routes elsewhere (overlapping CIDRs, other nodes). The
-	// kernel uses max(all, this), so 2 wins over a strict "all".
-	if err := setSysctl(fmt.Sprintf("net/ipv4/conf/%s/rp_filter", name), "2"); err != nil {
+	// Replies of shared Services arrive here from endpoint addresses the main table routes
+	// elsewhere (overlapping CIDRs) or not at all (other nodes' blocks). The kernel filters
+	// by max(all, this port): with "all" off we keep the port off (no check); with a strict
+	// or loose "all" the port gets loose (2), which passes with any route to the source —
+	// the node's default route.
+	rpf := "0"
+	if all, err := os.ReadFile("/proc/sys/net/ipv4/conf/all/rp_filter"); err != nil {
+		return fmt.Errorf("read rp_filter: %w", err)
+	} else if strings.TrimSpace(string(all)) != "0" {
+		rpf = "2"
+	}
+	if err := setSysctl(fmt.Sprintf("net/ipv4/conf/%s/rp_filter", name), rpf); err != nil {
 		return err
 	}
 	if !bytes.Equal(l.Attrs().HardwareAddr, mac) {

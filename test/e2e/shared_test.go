@@ -71,7 +71,8 @@ func ask(c net.Conn) string {
 	return ""
 }
 
-// TestSharedServices: two nodes, a real API server, three VPNs on overlapping CIDRs —
+// TestSharedServices: two nodes (strict rp_filter, a default route), a real API server,
+// three VPNs on overlapping CIDRs —
 // the default VPN 10.97.0.0/16 (namespaces kube-system and infra), VPN-1 10.97.0.0/24
 // (sh-a) and VPN-2 10.97.0.0/24 (sh-b). The cluster DNS Service kube-system/kube-dns
 // (UDP like DNS, and TCP) has one endpoint on each node; VPN-1 lists its Service sh-a/api
@@ -96,6 +97,16 @@ func TestSharedServices(t *testing.T) {
 	api := testenv.StartAPIServer(t)
 	createNamespaces(t, api, "sdncni-system", "kube-system", "infra", "sh-a", "sh-b")
 	c := testenv.StartCluster(t, 2)
+	// Nodes as on RHEL-family hosts: strict reverse-path filtering for every interface,
+	// and a default route (towards an underlay address nobody holds). Shared replies come
+	// from endpoint addresses the main table routes elsewhere; the management ports must
+	// still accept them. The default route also gives the nodes' own sockets a route to
+	// ClusterIPs (host-network pods).
+	for _, o := range c.Nodes {
+		out, err := exec.Command("nsenter", "--net="+o.NetNSPath, "sh", "-c",
+			"echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter && ip route replace default via 100.64.0.254").CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
 	nodes := []*node{
 		startVPNController(t, c.Nodes[0], api, "10.97.0.0/16", "--metrics-addr", metricsAddr),
 		startVPNController(t, c.Nodes[1], api, "10.97.0.0/16", "--metrics-addr", metricsAddr),
@@ -211,14 +222,8 @@ func TestSharedServices(t *testing.T) {
 	})
 
 	t.Run("dns from the nodes", func(t *testing.T) {
-		// Host-network pods and the node itself (output hook): both endpoints answer. A
-		// socket needs a route to the ClusterIP before the DNAT happens; real nodes have a
-		// default route, the test nodes only their underlay, so give them one for the
-		// service range (as one does for kube-proxy on nodes without a default route).
-		for _, n := range nodes {
-			out, err := exec.Command("ip", "-n", n.ovn.NetNS, "route", "replace", testenv.ServiceCIDR, "via", "100.64.0.254").CombinedOutput()
-			require.NoError(t, err, string(out))
-		}
+		// Host-network pods and the node itself (output hook): both endpoints answer. (A
+		// socket needs a route to the ClusterIP before the DNAT: the default route above.)
 		for _, n := range nodes {
 			seen := map[string]int{}
 			for range 16 {
