@@ -1,6 +1,7 @@
 package vpn
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 )
@@ -53,6 +55,21 @@ func ComputeClaims(vpns []v1alpha1.VirtualPrivateNetwork, namespaces []corev1.Na
 		sort.Strings(c[ns])
 	}
 	return c, nil
+}
+
+// ReadClaims lists the VPNs and Namespaces through c and computes their Claims; it
+// returns the VPNs too, which every caller needs next.
+func ReadClaims(ctx context.Context, c client.Reader) ([]v1alpha1.VirtualPrivateNetwork, Claims, error) {
+	var vpns v1alpha1.VirtualPrivateNetworkList
+	if err := c.List(ctx, &vpns); err != nil {
+		return nil, nil, fmt.Errorf("list vpns: %w", err)
+	}
+	var nss corev1.NamespaceList
+	if err := c.List(ctx, &nss); err != nil {
+		return nil, nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	claims, err := ComputeClaims(vpns.Items, nss.Items)
+	return vpns.Items, claims, err
 }
 
 // Owner returns the VPN a namespace's new pods join: its single claimer, the default VPN

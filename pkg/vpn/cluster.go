@@ -216,15 +216,8 @@ func (r *ClusterReconciler) nextID(ctx context.Context) (uint32, error) {
 }
 
 func (r *ClusterReconciler) claims(ctx context.Context) (Claims, error) {
-	var vpns v1alpha1.VirtualPrivateNetworkList
-	if err := r.Client.List(ctx, &vpns); err != nil {
-		return nil, fmt.Errorf("list vpns: %w", err)
-	}
-	var nss corev1.NamespaceList
-	if err := r.Client.List(ctx, &nss); err != nil {
-		return nil, fmt.Errorf("list namespaces: %w", err)
-	}
-	return ComputeClaims(vpns.Items, nss.Items)
+	_, c, err := ReadClaims(ctx, r.Client)
+	return c, err
 }
 
 // setCondition sets a condition and records an event when it changes; it reports

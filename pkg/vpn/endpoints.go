@@ -14,7 +14,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/pkg/datapath"
 )
 
@@ -89,15 +88,7 @@ func (r *ServiceEndpointReconciler) Hold(ctx context.Context) error {
 // CIDR (pods; host-network endpoints are not the fast path's business) with each TCP
 // and UDP port of the Service's EndpointSlices.
 func (r *ServiceEndpointReconciler) Endpoints(ctx context.Context) ([]datapath.ServiceEndpoint, error) {
-	var vpns v1alpha1.VirtualPrivateNetworkList
-	if err := r.Cache.List(ctx, &vpns); err != nil {
-		return nil, fmt.Errorf("list vpns: %w", err)
-	}
-	var nss corev1.NamespaceList
-	if err := r.Cache.List(ctx, &nss); err != nil {
-		return nil, fmt.Errorf("list namespaces: %w", err)
-	}
-	claims, err := ComputeClaims(vpns.Items, nss.Items)
+	vpns, claims, err := ReadClaims(ctx, r.Cache)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +97,7 @@ func (r *ServiceEndpointReconciler) Endpoints(ctx context.Context) ([]datapath.S
 		cidr netip.Prefix
 	}
 	info := map[string]vpnInfo{}
-	for _, v := range vpns.Items {
+	for _, v := range vpns {
 		if p, err := netip.ParsePrefix(v.Spec.CIDR); err == nil && v.Status.VPNID != 0 {
 			info[v.Name] = vpnInfo{id: v.Status.VPNID, cidr: p.Masked()}
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -50,15 +49,7 @@ func NewNodeNetworks(cache client.Reader, api client.Client, node string, defaul
 // claim the namespace and ErrNotReady when its VPN is not realised yet; both map to CNI
 // code 11. A VPN with no block on this node yet gets its first block here.
 func (n *NodeNetworks) ForNamespace(ctx context.Context, namespace string) (attach.Network, error) {
-	var vpns v1alpha1.VirtualPrivateNetworkList
-	if err := n.cache.List(ctx, &vpns); err != nil {
-		return attach.Network{}, fmt.Errorf("list vpns: %w", err)
-	}
-	var nss corev1.NamespaceList
-	if err := n.cache.List(ctx, &nss); err != nil {
-		return attach.Network{}, fmt.Errorf("list namespaces: %w", err)
-	}
-	claims, err := ComputeClaims(vpns.Items, nss.Items)
+	vpns, claims, err := ReadClaims(ctx, n.cache)
 	if err != nil {
 		return attach.Network{}, err
 	}
@@ -66,11 +57,11 @@ func (n *NodeNetworks) ForNamespace(ctx context.Context, namespace string) (atta
 	if err != nil {
 		return attach.Network{}, err
 	}
-	for i := range vpns.Items {
-		if vpns.Items[i].Name != owner {
+	for i := range vpns {
+		if vpns[i].Name != owner {
 			continue
 		}
-		v := &vpns.Items[i]
+		v := &vpns[i]
 		if !v.DeletionTimestamp.IsZero() {
 			return attach.Network{}, fmt.Errorf("%w: vpn %s is being deleted", ErrNotReady, owner)
 		}

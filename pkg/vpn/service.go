@@ -163,15 +163,7 @@ func (r *ServiceReconciler) want(ctx context.Context, req ctrl.Request) ([]ovs.L
 		svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
 		return nil, nil
 	}
-	var vpns v1alpha1.VirtualPrivateNetworkList
-	if err := r.Client.List(ctx, &vpns); err != nil {
-		return nil, fmt.Errorf("list vpns: %w", err)
-	}
-	var nss corev1.NamespaceList
-	if err := r.Client.List(ctx, &nss); err != nil {
-		return nil, fmt.Errorf("list namespaces: %w", err)
-	}
-	claims, err := ComputeClaims(vpns.Items, nss.Items)
+	vpns, claims, err := ReadClaims(ctx, r.Client)
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +171,8 @@ func (r *ServiceReconciler) want(ctx context.Context, req ctrl.Request) ([]ovs.L
 	if err != nil {
 		return nil, nil //nolint:nilerr // a namespace in conflict has no Service load balancers
 	}
-	i := slices.IndexFunc(vpns.Items, func(v v1alpha1.VirtualPrivateNetwork) bool { return v.Name == owner })
-	if i < 0 || vpns.Items[i].Status.OVN == nil || !vpns.Items[i].DeletionTimestamp.IsZero() {
+	i := slices.IndexFunc(vpns, func(v v1alpha1.VirtualPrivateNetwork) bool { return v.Name == owner })
+	if i < 0 || vpns[i].Status.OVN == nil || !vpns[i].DeletionTimestamp.IsZero() {
 		return nil, nil // not realised (yet): the VPN's change re-runs this
 	}
 	var eps discoveryv1.EndpointSliceList

@@ -107,21 +107,13 @@ func (r *SharedServiceReconciler) Reconcile(ctx context.Context, _ ctrl.Request)
 // exist, is headless or not a ClusterIP, or whose namespace the listing VPN does not own
 // (or is in conflict), is left out.
 func (r *SharedServiceReconciler) Shared(ctx context.Context) ([]gateway.SharedService, error) {
-	var vpns v1alpha1.VirtualPrivateNetworkList
-	if err := r.Cache.List(ctx, &vpns); err != nil {
-		return nil, fmt.Errorf("list vpns: %w", err)
-	}
-	var nss corev1.NamespaceList
-	if err := r.Cache.List(ctx, &nss); err != nil {
-		return nil, fmt.Errorf("list namespaces: %w", err)
-	}
-	claims, err := ComputeClaims(vpns.Items, nss.Items)
+	vpns, claims, err := ReadClaims(ctx, r.Cache)
 	if err != nil {
 		return nil, err
 	}
 	byName := map[string]*v1alpha1.VirtualPrivateNetwork{}
-	for i := range vpns.Items {
-		byName[vpns.Items[i].Name] = &vpns.Items[i]
+	for i := range vpns {
+		byName[vpns[i].Name] = &vpns[i]
 	}
 	// Service → the VPN that shares it (the owner of its namespace).
 	want := map[string]string{}
@@ -132,7 +124,7 @@ func (r *SharedServiceReconciler) Shared(ctx context.Context) ([]gateway.SharedS
 			}
 		}
 	}
-	for _, v := range vpns.Items {
+	for _, v := range vpns {
 		for _, key := range v.Spec.SharedServices {
 			ns, _, ok := strings.Cut(key, "/")
 			if !ok {
