@@ -10,8 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -24,9 +22,7 @@ import (
 // the datapath, with a fake client standing in for the informer cache;
 // test/e2e/service_test.go runs the same path with a real API server, OVN and kernel.
 func TestServiceEndpointSelection(t *testing.T) {
-	scheme := runtime.NewScheme()
-	require.NoError(t, clientgoscheme.AddToScheme(scheme))
-	require.NoError(t, v1alpha1.AddToScheme(scheme))
+	scheme := testScheme(t)
 	vpn := func(name, cidr string, id uint32, namespaces ...string) *v1alpha1.VirtualPrivateNetwork {
 		return &v1alpha1.VirtualPrivateNetwork{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec:   v1alpha1.VirtualPrivateNetworkSpec{CIDR: cidr, Namespaces: namespaces},
@@ -103,9 +99,7 @@ func (f *fakeEndpointDatapath) SetFastPath(_ context.Context, on bool) error {
 // configured setting (never on when configured off). The datapath side is
 // TestFromPodServiceEndpoints in pkg/datapath (real programs and maps).
 func TestServiceEndpointFastPathSwitch(t *testing.T) {
-	scheme := runtime.NewScheme()
-	require.NoError(t, clientgoscheme.AddToScheme(scheme))
-	require.NoError(t, v1alpha1.AddToScheme(scheme))
+	scheme := testScheme(t)
 	c := fake.NewClientBuilder().WithScheme(scheme).Build()
 	ctx := context.Background()
 	for _, configured := range []bool{true, false} {

@@ -20,13 +20,20 @@ import (
 	"github.com/sdncni/sdncni/pkg/gateway"
 )
 
+// testScheme knows the core types and ours, for fake clients.
+func testScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	require.NoError(t, clientgoscheme.AddToScheme(scheme))
+	require.NoError(t, v1alpha1.AddToScheme(scheme))
+	return scheme
+}
+
 // TestSharedSelection covers which Services SharedServiceReconciler.Shared picks, with
 // a fake client standing in for the informer cache; test/e2e/shared_test.go runs the
 // same path against a real API server, OVN and kernel.
 func TestSharedSelection(t *testing.T) {
-	scheme := runtime.NewScheme()
-	require.NoError(t, clientgoscheme.AddToScheme(scheme))
-	require.NoError(t, v1alpha1.AddToScheme(scheme))
+	scheme := testScheme(t)
 	vpn := func(name, cidr string, id uint32, shared []string, namespaces ...string) *v1alpha1.VirtualPrivateNetwork {
 		return &v1alpha1.VirtualPrivateNetwork{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec:   v1alpha1.VirtualPrivateNetworkSpec{CIDR: cidr, Namespaces: namespaces, SharedServices: shared},
