@@ -15,6 +15,11 @@ import (
 // ovn-controller to install the port, so it is generous.
 const DefaultTimeout = 30 * time.Second
 
+// StatusTimeout bounds STATUS (or the configured timeout, if shorter). Runtimes poll STATUS
+// on their own deadline to set the node's NetworkReady (containerd's CRI Status call,
+// kubelet's node status); a stuck controller must not hold them for an ADD's 30 s.
+const StatusTimeout = 3 * time.Second
+
 // NetConf is the plugin's entry in a conflist.
 type NetConf struct {
 	types.PluginConf

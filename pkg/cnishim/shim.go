@@ -58,14 +58,18 @@ func (s *shim) run(cmd string, args *skel.CmdArgs) (err error) {
 		}
 	}()
 
-	ctx, cancel := context.WithTimeout(context.Background(), conf.timeout)
+	timeout := conf.timeout
+	if cmd == "STATUS" {
+		timeout = min(timeout, StatusTimeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	client := cniapi.NewClient(conf.Socket)
 
 	if cmd == "STATUS" {
 		resp, err := client.Status(ctx)
 		if err != nil {
-			return types.NewError(types.ErrPluginNotAvailable, "sdncni-controller not reachable", err.Error())
+			return transportError(types.ErrPluginNotAvailable, cmd, timeout, err)
 		}
 		return respError(resp)
 	}
@@ -80,10 +84,7 @@ func (s *shim) run(cmd string, args *skel.CmdArgs) (err error) {
 		Config:      args.StdinData,
 	})
 	if err != nil {
-		if errors.Is(err, cniapi.ErrUnreachable) {
-			return types.NewError(types.ErrTryAgainLater, "sdncni-controller not reachable", err.Error())
-		}
-		return err
+		return transportError(types.ErrTryAgainLater, cmd, timeout, err)
 	}
 	if err := respError(resp); err != nil {
 		return err
@@ -92,6 +93,20 @@ func (s *shim) run(cmd string, args *skel.CmdArgs) (err error) {
 		return nil
 	}
 	return s.printAdd(conf, resp)
+}
+
+// transportError is the CNI error for a request the controller did not answer: code
+// (11, or 50 for STATUS) and a message that tells a controller that is down from one that
+// is slow, each said once.
+func transportError(code uint, cmd string, timeout time.Duration, err error) error {
+	te, ok := errors.AsType[*cniapi.TransportError](err)
+	if !ok {
+		return err
+	}
+	if te.Connected {
+		return types.NewError(code, fmt.Sprintf("sdncni-controller did not answer %s within %s", cmd, timeout), te.Err.Error())
+	}
+	return types.NewError(code, cniapi.ErrUnreachable.Error(), te.Err.Error())
 }
 
 // respError turns the controller's CNI error, if any, into the error skel prints.
