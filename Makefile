@@ -67,3 +67,13 @@ netperf: build
 
 clean:
 	rm -rf $(BIN)
+
+# Container images without Docker (mmdebstrap + go-containerregistry), as archives for
+# `ctr -n k8s.io images import` in _output/images/. `image`: sdncni only. Rootfs and
+# third-party builds are cached in ~/.cache/sdncni. See docs/deploy.md, "Images".
+.PHONY: image images
+image:
+	$(GO) run ./hack/images --version '$(VERSION)' --only sdncni
+
+images:
+	$(GO) run ./hack/images --version '$(VERSION)'
