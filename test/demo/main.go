@@ -12,6 +12,9 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/sdncni/sdncni/internal/testenv"
 )
 
@@ -44,6 +47,9 @@ type demo struct {
 func main() { os.Exit(run()) }
 
 func run() int {
+	// envtest and the client log through controller-runtime's global logger; unset, it
+	// prints a "log.SetLogger(...) was never called" stack trace into the demo's output.
+	ctrllog.SetLogger(logr.Discard())
 	keep := flag.Bool("keep", false, "leave everything running at the end; clean up with Ctrl-C or --down")
 	down := flag.Bool("down", false, "clean up what a --keep run (or a run that was killed) left")
 	flag.Parse()
