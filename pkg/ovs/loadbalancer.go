@@ -30,9 +30,12 @@ type LoadBalancer struct {
 }
 
 // LoadBalancerName is the name of the load balancer of Service namespace/name and
-// protocol.
+// protocol. The separator is one that neither a namespace nor a Service name can hold
+// (both are DNS labels): with "-", Service a-b/c and Service a/b-c shared one row and
+// flapped between their VPNs. Rows named the old way are removed as stale by the Service
+// reconciler (their sdncni.io/service id names the Service, their name no longer matches).
 func LoadBalancerName(namespace, name, protocol string) string {
-	return "sdncni-svc-" + namespace + "-" + name + "-" + strings.ToLower(protocol)
+	return "sdncni-svc_" + namespace + "_" + name + "_" + strings.ToLower(protocol)
 }
 
 // EnsureLoadBalancer creates or updates lb and makes it a member of its network's switch

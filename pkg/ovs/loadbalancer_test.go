@@ -1,6 +1,7 @@
 package ovs_test
 
 import (
+	"context"
 	"net/netip"
 	"sort"
 	"testing"
@@ -20,7 +21,7 @@ func TestLoadBalancer(t *testing.T) {
 	ensureNetwork(t, n, a)
 	ensureNetwork(t, n, b)
 	name := ovs.LoadBalancerName("ns", "web", "TCP")
-	require.Equal(t, "sdncni-svc-ns-web-tcp", name)
+	require.Equal(t, "sdncni-svc_ns_web_tcp", name)
 	lb := ovs.LoadBalancer{Name: name, Network: a, Service: "ns/web", Protocol: "tcp",
 		VIPs: map[string]string{"10.0.0.10:80": "10.99.0.5:8080,10.99.0.6:8080"}}
 	require.NoError(t, n.EnsureLoadBalancer(ctx, lb))
@@ -64,6 +65,32 @@ func TestLoadBalancer(t *testing.T) {
 
 	err = n.EnsureLoadBalancer(ctx, ovs.LoadBalancer{Name: "x", Network: "ovst-lb-none", Protocol: "tcp"})
 	require.ErrorIs(t, err, ovs.ErrNotFound)
+}
+
+// TestLoadBalancerNamesDoNotCollide: Services whose namespace/name join to the same
+// string with "-" (a-b/c and a/b-c, in different tenants' VPNs) get a load balancer each,
+// on their own network, and updating one leaves the other alone.
+func TestLoadBalancerNamesDoNotCollide(t *testing.T) {
+	_, n := newNorthbound(t)
+	ctx := testCtx(t)
+	const x, y = "ovst-lbc-x", "ovst-lbc-y"
+	ensureNetwork(t, n, x)
+	ensureNetwork(t, n, y)
+	one := ovs.LoadBalancer{Name: ovs.LoadBalancerName("a-b", "c", "tcp"), Network: x, Service: "a-b/c",
+		Protocol: "tcp", VIPs: map[string]string{"10.0.0.20:80": "10.98.0.5:80"}}
+	two := ovs.LoadBalancer{Name: ovs.LoadBalancerName("a", "b-c", "tcp"), Network: y, Service: "a/b-c",
+		Protocol: "tcp", VIPs: map[string]string{"10.0.0.21:80": "10.98.0.5:80"}}
+	require.NotEqual(t, one.Name, two.Name)
+	require.NoError(t, n.EnsureLoadBalancer(ctx, one))
+	require.NoError(t, n.EnsureLoadBalancer(ctx, two))
+	t.Cleanup(func() {
+		_ = n.DeleteLoadBalancer(context.Background(), one.Name)
+		_ = n.DeleteLoadBalancer(context.Background(), two.Name)
+	})
+	owned, err := n.ListOwnedLoadBalancers(ctx)
+	require.NoError(t, err)
+	sort.Slice(owned, func(i, j int) bool { return owned[i].Service < owned[j].Service })
+	require.Equal(t, []ovs.LoadBalancer{one, two}, owned, "each Service keeps its own row, VPN and VIPs")
 }
 
 // TestSetEndpointRoutes: each network's router gets exactly the /32 dst-ip routes asked
