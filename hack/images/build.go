@@ -61,7 +61,11 @@ func (b *builder) build(ctx context.Context, s imageSpec, file string) (result, 
 		}
 		refs = append(refs, t)
 	}
-	if err := ociimage.WriteArchive(file, []ociimage.Named{{Image: img, Refs: refs}}, b.epoch); err != nil {
+	named := ociimage.Named{Image: img, Refs: refs}
+	if err := ociimage.WriteArchive(file, []ociimage.Named{named}, b.epoch); err != nil {
+		return result{}, err
+	}
+	if err := ociimage.VerifyArchive(file, named); err != nil {
 		return result{}, err
 	}
 	return summarize(file, img)

@@ -33,7 +33,9 @@ func (b *builder) specs() []imageSpec {
 	e2e := "sdncni.local/e2e-test-images/"
 	return []imageSpec{{
 		name: "sdncni",
-		refs: []string{"sdncni.local/sdncni:" + b.version},
+		// :dev is what deploy/kustomization.yaml names; pin the printed digest there for
+		// anything but a throw-away cluster.
+		refs: []string{"sdncni.local/sdncni:" + b.version, "sdncni.local/sdncni:dev"},
 		rootfs: &rootfs{suite: suite, packages: []string{
 			"openvswitch-switch", "ovn-host", "ovn-central", "iproute2", "nftables",
 			"ethtool", "conntrack", "procps", "ca-certificates", // kmod comes with openvswitch-switch

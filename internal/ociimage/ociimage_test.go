@@ -136,6 +136,11 @@ func TestArchiveRoundTrip(t *testing.T) {
 	require.Equal(t, "sdncni.local/test:v1", im.Manifests[0].Annotations[annotationContainerdName])
 	require.Equal(t, "v1", im.Manifests[0].Annotations[annotationRefName])
 
+	require.NoError(t, VerifyArchive(file, Named{Image: img, Refs: []name.Tag{tag, tag2}}))
+	other, err := name.NewTag("sdncni.local/test:other")
+	require.NoError(t, err)
+	require.ErrorIs(t, VerifyArchive(file, Named{Image: img, Refs: []name.Tag{other}}), ErrMismatch)
+
 	// Rewriting gives the same bytes.
 	file2 := filepath.Join(t.TempDir(), "img.tar")
 	require.NoError(t, WriteArchive(file2, []Named{{Image: img, Refs: []name.Tag{tag, tag2}}}, epoch))
