@@ -30,8 +30,15 @@ func (m *Manager) remove(ctx context.Context, k Key) error {
 	io := ipam.Owner{ContainerID: k.ContainerID, IfName: k.IfName}
 	var errs []error
 
+	// A corrupt address store must not keep pods Terminating forever: DEL removes every
+	// other piece and succeeds. Nothing can be handed out twice meanwhile, because every
+	// ADD fails with 102 until the store is rebuilt (docs/ipam.md), and the rebuild takes
+	// back only the addresses of pods that still exist.
+	var corrupt error
 	allocs, err := m.deps.IPAM.Get(ctx, io)
-	if err != nil {
+	if errors.Is(err, ipam.ErrCorrupt) {
+		corrupt = err
+	} else if err != nil {
 		errs = append(errs, fmt.Errorf("look up address: %w", err))
 	}
 	if err := m.detachDatapath(ctx, names, allocs); err != nil {
@@ -48,8 +55,16 @@ func (m *Manager) remove(ctx context.Context, k Key) error {
 	if err := podnet.Teardown(ctx, names.HostIf); err != nil {
 		errs = append(errs, fmt.Errorf("delete host veth: %w", err))
 	}
-	if _, err := m.deps.IPAM.ReleaseOwner(ctx, io); err != nil {
-		errs = append(errs, fmt.Errorf("release address: %w", err))
+	if corrupt == nil {
+		if _, err := m.deps.IPAM.ReleaseOwner(ctx, io); errors.Is(err, ipam.ErrCorrupt) {
+			corrupt = err
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("release address: %w", err))
+		}
+	}
+	if corrupt != nil {
+		m.log.Error(corrupt, "address store corrupt: pod removed, its address stays recorded until the store is rebuilt (docs/ipam.md)",
+			"containerID", k.ContainerID, "ifname", k.IfName)
 	}
 	return errors.Join(errs...)
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sdncni/sdncni/pkg/cniserver"
 )
 
 // TestParallelAddDel: 50 parallel ADDs then 50 parallel DELs: every pod gets its own
@@ -127,5 +129,29 @@ func TestRestartRecoversLostStore(t *testing.T) {
 	for _, p := range append(fresh, a, b) {
 		require.NoError(t, n.del(t, "1.1.0", p))
 	}
+	require.Empty(t, n.leftovers(t))
+}
+
+// TestDelWithCorruptStore: with the address store corrupt, DEL still removes the pod
+// (veth, OVS and OVN ports, map entries) and succeeds, so the pod does not stay
+// Terminating; ADD keeps failing with 102, so no address can be handed out twice; after
+// the operator moves the store aside the node serves again.
+func TestDelWithCorruptStore(t *testing.T) {
+	n := newNode(t)
+	a, b := newPod(t, "corrupt-a"), newPod(t, "corrupt-b")
+	n.mustAdd(t, "1.1.0", a)
+	require.NoError(t, os.WriteFile(n.store, []byte(`{"truncated`), 0o600))
+
+	require.NoError(t, n.del(t, "1.1.0", a), "DEL must succeed with a corrupt store")
+	require.NoError(t, n.del(t, "1.1.0", a), "and again")
+	_, err := n.add(t, "1.1.0", b)
+	require.Equal(t, cniserver.CodeStoreCorrupt, cniCode(t, err), "ADD must not allocate from a corrupt store")
+
+	n.killController()
+	require.NoError(t, os.Rename(n.store, n.store+".corrupt"))
+	n.startController()
+	require.Empty(t, n.leftovers(t), "DEL left pieces of the pod")
+	n.mustAdd(t, "1.1.0", b)
+	require.NoError(t, n.del(t, "1.1.0", b))
 	require.Empty(t, n.leftovers(t))
 }
