@@ -8,7 +8,7 @@ BIN := bin
 # keeps two suites from fighting over two cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 40m
 
-.PHONY: all build test test-unit generate verify-generate lint deps dev-env dev-env-down demo bench-cni bench-vpn netperf clean
+.PHONY: all build test test-unit generate verify-generate lint deps dev-env dev-env-down demo bench-cni bench-vpn netperf clean cluster-binaries cluster cluster-down
 
 all: build
 
@@ -51,6 +51,17 @@ dev-env:
 dev-env-down:
 	hack/dev-env.sh down
 
+# A real two-node Kubernetes cluster in namespaces (root; hack/k8s-cluster.sh): control
+# plane, containerd and kubelet per node. CLUSTER_FLAGS e.g. "--nodes 3 --dir DIR".
+cluster-binaries:
+	hack/k8s-binaries.sh cluster
+
+cluster: cluster-binaries
+	@kc=$$(hack/k8s-cluster.sh up $(CLUSTER_FLAGS)) && echo "export KUBECONFIG=$$kc"
+
+cluster-down:
+	hack/k8s-cluster.sh down $(CLUSTER_FLAGS)
+
 demo: deps build
 	$(GO) run ./test/demo $(DEMO_FLAGS)
 
@@ -64,6 +75,15 @@ bench-vpn: build
 
 netperf: build
 	$(GO) run ./test/netperf $(NETPERF_FLAGS)
+
+# The upstream Kubernetes [sig-network] e2e suite (built from source, cached) against the
+# cluster in $KUBECONFIG; see docs/e2e-k8s.md. E2E_K8S_FLAGS e.g. "--fast-path off".
+.PHONY: e2e-k8s e2e-k8s-netpol
+e2e-k8s:
+	hack/e2e-k8s.sh run $(E2E_K8S_FLAGS)
+
+e2e-k8s-netpol:
+	hack/e2e-k8s.sh run --netpol $(E2E_K8S_FLAGS)
 
 clean:
 	rm -rf $(BIN)
