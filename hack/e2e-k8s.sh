@@ -24,7 +24,7 @@
 # Environment: K8S_VERSION (v1.37.2), SDNCNI_K8S_CACHE (cache root), NICE (10),
 # KUBECONFIG (required for run), KUBE_TEST_REPO_LIST (default test/e2e-k8s/repo-list.yaml),
 # E2E_K8S_TIMEOUT (ginkgo.timeout, 3h), E2E_K8S_PARALLEL (1: Ginkgo processes; >1 needs the
-# ginkgo CLI, not built here), E2E_K8S_OUT (_output/e2e-k8s).
+# ginkgo CLI, not built here), E2E_K8S_OUT (_output/e2e-k8s), E2E_K8S_NUM_NODES (2).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -121,28 +121,37 @@ selection_args() {
 	fi
 }
 
-# summary prints "N passed, N failed, N skipped" from a JUnit file and returns 1 when
-# something failed (or errored).
+# summary prints "N passed, N failed, N skipped" from a JUnit file (skipped: specs that
+# were selected but skipped themselves at run time, e.g. for want of a provider; the
+# specs the selection leaves out are counted apart) and returns 1 when something failed.
 summary() {
 	local xml=$1
-	[[ -f $xml ]] || { echo "0 passed, 0 failed, 0 skipped (no JUnit report at $xml)"; return 1; }
+	[[ -f $xml ]] || { echo "0 passed, 1 failed, 0 skipped (no JUnit report at $xml)"; return 1; }
 	python3 - "$xml" <<-'EOF'
 		import sys, xml.etree.ElementTree as ET
-		passed = failed = skipped = 0
+		passed = failed = skipped = unselected = 0
 		for tc in ET.parse(sys.argv[1]).getroot().iter("testcase"):
-		    # Ginkgo reports the suite nodes ([SynchronizedBeforeSuite], …) as testcases too.
 		    name = tc.get("name", "")
-		    if name.startswith("[") and ("Suite]" in name or name.startswith("[ReportAfter")):
-		        if tc.find("failure") is not None or tc.find("error") is not None:
-		            failed += 1
+		    bad = tc.find("failure") is not None or tc.find("error") is not None
+		    # Ginkgo reports suite nodes ([SynchronizedBeforeSuite], [ReportAfterSuite] …)
+		    # as testcases too: count them only when they fail.
+		    if name.startswith("[") and name.split("]")[0][1:] in (
+		            "BeforeSuite", "AfterSuite", "SynchronizedBeforeSuite",
+		            "SynchronizedAfterSuite", "ReportBeforeSuite", "ReportAfterSuite"):
+		        failed += bad
 		        continue
-		    if tc.find("skipped") is not None:
-		        skipped += 1
-		    elif tc.find("failure") is not None or tc.find("error") is not None:
+		    sk = tc.find("skipped")
+		    if sk is not None:
+		        # Filtered-out specs carry message "skipped"; a run-time Skip adds its reason.
+		        if (sk.get("message") or "skipped").strip() in ("skipped", "pending"):
+		            unselected += 1
+		        else:
+		            skipped += 1
+		    elif bad:
 		        failed += 1
 		    else:
 		        passed += 1
-		print(f"{passed} passed, {failed} failed, {skipped} skipped")
+		print(f"{passed} passed, {failed} failed, {skipped} skipped ({unselected} not selected)")
 		sys.exit(1 if failed else 0)
 	EOF
 }
@@ -152,7 +161,7 @@ e2e_flags() {
 	local out=$1
 	FLAGS=(
 		--provider=local                 # no cloud; only the built-in providers are compiled in
-		--num-nodes=2                    # the cluster hack/k8s-cluster.sh starts
+		--num-nodes="${E2E_K8S_NUM_NODES:-2}" # the cluster hack/k8s-cluster.sh starts
 		--allowed-not-ready-nodes=0      # every node must be Ready
 		--node-os-distro=debian
 		--disable-log-dump               # log-dump.sh ssh-es into kube-up nodes
@@ -164,6 +173,9 @@ e2e_flags() {
 		--ginkgo.no-color
 		--ginkgo.poll-progress-after=2m  # say what a hanging spec waits for
 	)
+	# Many specs shell out to kubectl (exec, logs); use the one built at the server's version
+	# by hack/k8s-binaries.sh when it is there, not the machine's older one.
+	if [[ -x $DIR/kubectl ]]; then FLAGS+=(--kubectl-path="$DIR/kubectl"); fi
 }
 
 cmd_list() {
@@ -193,9 +205,10 @@ cmd_list() {
 		    if tc.find("skipped") is not None:
 		        skipped += 1
 		    else:
-		        run.append(name)
+		        run.append(name.removeprefix("[It] "))
 		for n in sorted(run):
 		    print(n)
+		sys.stdout.flush()
 		print(f"{len(run)} selected, {skipped} not selected", file=sys.stderr)
 	EOF
 	rm -rf "$out"
@@ -256,7 +269,7 @@ set_fast_path() {
 	kubectl patch virtualprivatenetwork default --type=merge -p "{\"spec\":{\"fastPath\":$value}}" >/dev/null
 	# shellcheck disable=SC2064 # expand now
 	trap "kubectl patch virtualprivatenetwork default --type=merge -p '{\"spec\":{\"fastPath\":${old:-true}}}' >/dev/null || true" EXIT
-	if [[ $want == on ]] && kubectl -n kube-system get ds -o yaml 2>/dev/null | grep -q -- '--fast-path=false'; then
+	if [[ $want == on ]] && kubectl get daemonsets --all-namespaces -o yaml | grep -q -- '--fast-path=false'; then
 		die "--fast-path on: the sdncni DaemonSet runs with --fast-path=false"
 	fi
 }

@@ -1,14 +1,18 @@
-// Package e2ek8s is a slim build of the upstream Kubernetes e2e suite that registers only
-// the sig-network specs: k8s.io/kubernetes/test/e2e/network (which pulls in network/netpol)
+// Package e2ek8s is a slim build of the upstream Kubernetes e2e suite that imports only the
+// sig-network test packages: k8s.io/kubernetes/test/e2e/network (which pulls in network/netpol)
 // and test/e2e/common/network ("Networking Granular Checks: Pods"). hack/e2e-k8s.sh copies
 // this directory into a throw-away module that requires k8s.io/kubernetes and builds it
 // with `go test -c`; the leading underscore keeps it out of sdncni's own module (`./...`).
 //
 // The flag handling follows upstream test/e2e/e2e_test.go at the same version; the suite
-// hooks (suite_test.go) follow test/e2e/e2e.go. Left out on purpose: every other SIG's
-// specs, cloud providers (only the built-in "local" and "skeleton" remain), logcheck,
-// --list-conformance-tests and --prepull-images (both need test/e2e/common, which drags in
-// the node and storage suites).
+// hooks (suite_test.go) follow test/e2e/e2e.go (both Apache-2.0, The Kubernetes Authors).
+// Left out on purpose: the other SIGs' packages, the cloud providers (only the built-in
+// "local" and "skeleton" remain), logcheck, --list-conformance-tests (upstream publishes
+// the list) and --prepull-images (upstream's whole pre-pull set, more than we build).
+// Upstream's network package itself imports test/e2e/apps, and the framework's manifest
+// helpers test/e2e/common, so their sig-apps/node/storage/scheduling specs are linked in
+// anyway (≈ 750 of the ≈ 1000 specs); the focus of test/e2e-k8s/selection.sh leaves them
+// out.
 package e2ek8s
 
 import (
