@@ -76,6 +76,15 @@ bench-vpn: build
 netperf: build
 	$(GO) run ./test/netperf $(NETPERF_FLAGS)
 
+# The upstream Kubernetes [sig-network] e2e suite (built from source, cached) against the
+# cluster in $KUBECONFIG; see docs/e2e-k8s.md. E2E_K8S_FLAGS e.g. "--fast-path off".
+.PHONY: e2e-k8s e2e-k8s-netpol
+e2e-k8s:
+	hack/e2e-k8s.sh run $(E2E_K8S_FLAGS)
+
+e2e-k8s-netpol:
+	hack/e2e-k8s.sh run --netpol $(E2E_K8S_FLAGS)
+
 clean:
 	rm -rf $(BIN)
 
