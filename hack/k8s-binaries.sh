@@ -11,11 +11,12 @@
 #                                                       (hack/k8s-cluster.sh; runc is Debian's)
 #
 # Cold build ≈ 10–15 min on 2 cores (kube-apiserver dominates, ≈ 2.4 GiB peak RSS); warm Go
-# caches ≈ 30 s; cached binaries ≈ 1 s. `cluster` on top of a built default set: ≈ 8 min
-# cold. Progress goes to stderr. Only one build runs at a time (flock on the cache
-# directory); a second caller waits and then reuses the result. The default set and the
-# cluster set have separate stamps (VERSIONS, CLUSTER_VERSIONS), so adding the cluster
-# set never invalidates a cached default set.
+# caches ≈ 30 s; cached binaries ≈ 1 s. `cluster` on top of a built default set ≈ 13 min
+# cold on 2 busy cores (kubelet 7, controller-manager 3, containerd alone ≈ 13 under that
+# load, crictl 1); both sets with warm Go caches ≈ 90 s. Progress goes to stderr. Only one
+# build runs at a time (flock on the cache directory); a second caller waits and then
+# reuses the result. The default set and the cluster set have separate stamps (VERSIONS,
+# CLUSTER_VERSIONS), so adding the cluster set never invalidates a cached default set.
 #
 # Why a wrapper module: k8s.io/kubernetes replaces its k8s.io/* staging modules with
 # ./staging/src/... paths, and `go install …@version` refuses modules with replaces. A
@@ -125,7 +126,7 @@ build_kubernetes() {
 	local t
 	for b in "$@"; do
 		t=$SECONDS
-		log "building $b $K8S_VERSION (kube-apiserver: ~10 min cold on 2 cores)"
+		log "building $b $K8S_VERSION"
 		gobuild -ldflags "$ld" -o "$WORK/out/$b" "k8s.io/kubernetes/cmd/$b"
 		log "built $b in $((SECONDS - t)) s"
 	done
