@@ -195,6 +195,7 @@ cmd_list() {
 	# "passed", everything else as "skipped".
 	"$e2e" --provider=skeleton --ginkgo.dry-run --ginkgo.v --ginkgo.no-color \
 		--report-dir="$out" "${ARGS[@]}" >"$out/dry-run.log" 2>&1 || true
+	[[ -f $out/junit_01.xml ]] || { cat "$out/dry-run.log" >&2; die "the dry run wrote no report"; }
 	python3 - "$out/junit_01.xml" <<-'EOF'
 		import sys, xml.etree.ElementTree as ET
 		run, skipped = [], 0
@@ -238,10 +239,12 @@ cmd_run() {
 	local repo_list=${KUBE_TEST_REPO_LIST:-$REPO/test/e2e-k8s/repo-list.yaml}
 	[[ -f $repo_list ]] || die "no image repo list at $repo_list (KUBE_TEST_REPO_LIST): the test images come from sdncni.local"
 	export KUBE_TEST_REPO_LIST=$repo_list
+	# e2e.test runs in the output directory: make every path absolute.
+	KUBECONFIG=$(realpath "${KUBECONFIG%%:*}") KUBE_TEST_REPO_LIST=$(realpath "$repo_list")
 
 	local e2e out
 	e2e=$(cmd_build)
-	out=${E2E_K8S_OUT:-$REPO/_output/e2e-k8s}/$( ((netpol)) && echo netpol || echo network)
+	out=$(realpath -m "${E2E_K8S_OUT:-$REPO/_output/e2e-k8s}/$( ((netpol)) && echo netpol || echo network)")
 	rm -rf "$out"
 	mkdir -p "$out"
 
@@ -269,7 +272,9 @@ set_fast_path() {
 	kubectl patch virtualprivatenetwork default --type=merge -p "{\"spec\":{\"fastPath\":$value}}" >/dev/null
 	# shellcheck disable=SC2064 # expand now
 	trap "kubectl patch virtualprivatenetwork default --type=merge -p '{\"spec\":{\"fastPath\":${old:-true}}}' >/dev/null || true" EXIT
-	if [[ $want == on ]] && kubectl get daemonsets --all-namespaces -o yaml | grep -q -- '--fast-path=false'; then
+	local ds
+	ds=$(kubectl get daemonsets --all-namespaces -o yaml)
+	if [[ $want == on && $ds == *--fast-path=false* ]]; then
 		die "--fast-path on: the sdncni DaemonSet runs with --fast-path=false"
 	fi
 }
