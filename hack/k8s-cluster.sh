@@ -258,10 +258,11 @@ cp_net_up() {
 cp_up() {
 	local c=$DIR/cp api=https://$CP_IP:$API_PORT
 	mkdir -p "$c/etcd"
-	chmod 700 "$c/etcd"
+	chmod 700 "$c" "$c/etcd"
 	kubeconfig "$api" controller-manager system:kube-controller-manager >"$c/controller-manager.kubeconfig"
 	kubeconfig "$api" scheduler system:kube-scheduler >"$c/scheduler.kubeconfig"
-	kubeconfig "https://127.0.0.1:$PORT" admin "$PREFIX-admin" >"$KUBECONFIG_PATH.tmp"
+	# Holds a system:masters key: not for other users.
+	(umask 077 && kubeconfig "https://127.0.0.1:$PORT" admin "$PREFIX-admin" >"$KUBECONFIG_PATH.tmp")
 	mv "$KUBECONFIG_PATH.tmp" "$KUBECONFIG_PATH"
 	start_daemon etcd "$c/etcd.pid" "$c/etcd.log" nsenter --net="/run/netns/$CP" -- \
 		"$BIN/etcd" --name="$CP" --data-dir="$c/etcd" --unsafe-no-fsync \
