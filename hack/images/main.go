@@ -116,7 +116,7 @@ func (b *builder) agnhostVersion(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(v)), nil
 }
 
-// sourceDateEPOCH is $SOURCE_DATE_EPOCH, else the HEAD commit time.
+// sourceDateEpoch is $SOURCE_DATE_EPOCH, else the HEAD commit time.
 func sourceDateEpoch(ctx context.Context, repo string) (time.Time, error) {
 	s := os.Getenv("SOURCE_DATE_EPOCH")
 	if s == "" {
