@@ -6,6 +6,7 @@
 #                                              register; prints the admin kubeconfig path
 #   hack/k8s-cluster.sh status      [options]  live/dead per daemon; non-zero if any is dead
 #   hack/k8s-cluster.sh kubeconfig  [options]  print the admin kubeconfig path
+#   hack/k8s-cluster.sh exec NODE [--] CMD...  run CMD in the node's namespaces (SDNK_DIR)
 #   hack/k8s-cluster.sh down        [options]  stop everything and remove the state; succeeds
 #                                              when things are already gone (also after a
 #                                              killed 'up')
@@ -469,6 +470,11 @@ node_ns_up() {
 			findmnt -rn -t nsfs -o TARGET | sort -r | while read -r m; do umount -l "$m"; done
 			for p in "$@"; do mount --bind "$fs$p" "$p"; done
 			mount -t bpf bpffs /sys/fs/bpf
+			# Shared inside the node only (the namespace was made private, so nothing
+			# propagates to the host): pods ask for Bidirectional (bpffs) and
+			# HostToContainer (/run/netns) propagation, which containerd refuses on
+			# private mounts.
+			mount --make-rshared /
 		' _ "$n" "$fs" "${NODE_PATHS[@]}"
 	touch "$nd/ns-ready"
 }
@@ -552,11 +558,16 @@ state = "/run/containerd"
   # root here lacks CAP_SYS_RESOURCE: without this runc fails with "can't get final
   # child's PID from pipe: EOF" when lowering a container's oom_score_adj.
   restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
+  # Pod netns stay under /run/netns, which is the node's own (a bind mount in its mount
+  # namespace) and which sdncni-node mounts to reach them.
+  netns_mounts_under_state_dir = false
   cdi_spec_dirs = ["/var/lib/containerd/cdi"]
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     conf_dir = "/etc/cni/net.d"
     bin_dirs = ["/opt/cni/bin"]
+    # Bring pods' lo up without the reference loopback plugin, which these nodes do not
+    # have (a distribution's kubernetes-cni package would bring it).
+    use_internal_loopback = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
@@ -736,6 +747,17 @@ main() {
 	PORT=${SDNK_PORT:-6443}
 	PREFIX=${SDNK_PREFIX:-sdnk}
 	K8S_VERSION=${K8S_VERSION:-v1.37.2}
+	if [[ $cmd == exec ]]; then
+		# exec NODE [--] COMMAND...: run COMMAND inside the node (its net, mount and UTS
+		# namespaces), e.g. crictl, ovs-vsctl or ip against the node's own state.
+		local node=${1:-}
+		[[ -n $node ]] || die "exec NODE [--] COMMAND..."
+		shift
+		[[ ${1:-} == -- ]] && shift
+		[[ -e $DIR/ns/$node.mnt && -e /run/netns/$node ]] || die "no node $node in $DIR"
+		in_node "$node" "$@"
+		return
+	fi
 	OPT_GIVEN=0
 	[[ -n ${SDNK_NODES:-}${SDNK_PORT:-}${SDNK_PREFIX:-} ]] && OPT_GIVEN=1
 	while (($#)); do

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# k8s-install.sh — install sdncni on the cluster of hack/k8s-cluster.sh the way a user
+# installs it anywhere: `kubectl apply -k` of a kustomization whose base is deploy/, plus
+# the CoreDNS addon. The kustomization (written to DIR/install/) is what a user would
+# write for their own cluster: the image pinned by digest, and sdncni-config's site
+# settings (here: the userspace datapath, the API server's and OVN central's host
+# addresses, OVN central on the first node).
+#
+#   hack/k8s-install.sh apply   [--dir DIR]   install, then wait until every node is Ready
+#                                             (containerd's CNI STATUS succeeds) and the
+#                                             DaemonSet, OVN central and CoreDNS are ready
+#   hack/k8s-install.sh delete  [--dir DIR]   kubectl delete -k, then each node's teardown
+#                                             (sdncni-controller --teardown in the node)
+#
+# Options/environment as for hack/k8s-cluster.sh (SDNK_DIR, SDNK_PREFIX). The images must
+# have been imported into the nodes (hack/k8s-cluster.sh up does, from _output/images;
+# build them with `make images`).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CLUSTER=$REPO/hack/k8s-cluster.sh
+IMAGES=${SDNK_IMAGE_DIR:-$REPO/_output/images}
+WAIT=${SDNK_INSTALL_WAIT:-300s}
+
+log() { echo "k8s-install: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+args=()
+cmd=${1:-}
+shift || true
+while (($#)); do
+	case $1 in
+	--dir) export SDNK_DIR=$2; shift 2 ;;
+	--prefix) export SDNK_PREFIX=$2; shift 2 ;;
+	*) die "unknown option $1" ;;
+	esac
+done
+
+KUBECONFIG=$("$CLUSTER" kubeconfig "${args[@]}")
+export KUBECONFIG
+BIN=$("$REPO/hack/k8s-binaries.sh" cluster | tail -n1)
+kc() { "$BIN/kubectl" "$@"; }
+DIR=$(dirname "$KUBECONFIG")
+PREFIX=${SDNK_PREFIX:-sdnk}
+
+# digest ARCHIVE: the manifest digest containerd recorded when it imported ARCHIVE (an
+# OCI layout; its index names each image's manifest).
+digest() {
+	tar -xOf "$1" index.json | jq -r '.manifests[0].digest'
+}
+
+# image_name ARCHIVE: the repository of ARCHIVE's first image.
+image_name() {
+	local ref
+	ref=$(tar -xOf "$1" index.json | jq -r '.manifests[0].annotations["io.containerd.image.name"]')
+	echo "${ref%:*}"
+}
+
+# pin_by_digest ARCHIVE: import ARCHIVE into every node and make REPO@DIGEST resolvable. A registry answers
+# digest references itself; an image imported from an archive is known only by its tags,
+# so the kubelet (IfNotPresent) would try to pull REPO@DIGEST.
+pin_by_digest() {
+	local repo dgst tag n
+	repo=$(image_name "$1")
+	dgst=$(digest "$1")
+	tag=$(tar -xOf "$1" index.json | jq -r '.manifests[0].annotations["io.containerd.image.name"]')
+	for n in $(kc get nodes -o jsonpath='{.items[*].metadata.name}'); do
+		# Import again: the archive may be newer than what 'up' imported (content that is
+		# there already is not copied twice).
+		"$CLUSTER" exec "$n" -- "$BIN/ctr" -n k8s.io images import --local "$1" >/dev/null 2>&1 ||
+			die "import $1 into $n"
+		"$CLUSTER" exec "$n" -- "$BIN/ctr" -n k8s.io images tag --force "$tag" "$repo@$dgst" >/dev/null 2>&1 ||
+			die "tag $repo@$dgst on $n"
+	done
+}
+
+first_node() { kc get nodes -o jsonpath='{.items[0].metadata.name}'; }
+node_ip() { kc get node "$1" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}'; }
+
+write_kustomization() {
+	local out=$DIR/install sdncni coredns central central_ip api base
+	[[ -f $IMAGES/sdncni.tar && -f $IMAGES/coredns.tar ]] || die "no images in $IMAGES: run 'make images'"
+	sdncni=$(digest "$IMAGES/sdncni.tar")
+	coredns=$(digest "$IMAGES/coredns.tar")
+	pin_by_digest "$IMAGES/sdncni.tar"
+	pin_by_digest "$IMAGES/coredns.tar"
+	central=$(first_node)
+	central_ip=$(node_ip "$central")
+	mkdir -p "$out"
+	base=$(realpath --relative-to="$out" "$REPO/deploy") # kustomize takes no absolute paths
+	# The API server as nodes reach it (the admin kubeconfig goes through a relay on the
+	# root netns's loopback, which nodes cannot use).
+	api=$(kc get endpointslices -n default -l kubernetes.io/service-name=kubernetes \
+		-o jsonpath='{.items[0].endpoints[0].addresses[0]}')
+	cat >"$out/kustomization.yaml" <<EOF
+# Written by hack/k8s-install.sh: sdncni on the cluster of hack/k8s-cluster.sh.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- $base
+- $base/addons/coredns
+# deploy/ names its images sdncni.local/sdncni:dev and sdncni.local/coredns:…; pin both.
+images:
+- name: sdncni.local/sdncni
+  digest: $sdncni
+- name: sdncni.local/coredns
+  digest: $coredns
+patches:
+# No OVS kernel module here: the userspace datapath, tunnelling through each node's
+# eth1 (its /etc/sdncni/node.env). No Service proxy on the hosts: real addresses.
+- target: {kind: ConfigMap, name: sdncni-config}
+  patch: |
+    - {op: replace, path: /data/datapath-type, value: netdev}
+    - {op: add, path: /data/api-server-host, value: "$api"}
+    - {op: add, path: /data/api-server-port, value: "6443"}
+    - {op: add, path: /data/ovn-nb, value: "tcp:$central_ip:6641"}
+    - {op: add, path: /data/ovn-sb, value: "tcp:$central_ip:6642"}
+# The nodes have no upstream resolver (nothing outside this machine is reachable): cluster
+# names only, without CoreDNS's forward plugin, which refuses to start without upstreams.
+- target: {kind: ConfigMap, name: coredns}
+  patch: |
+    - op: replace
+      path: /data/Corefile
+      value: |
+        .:53 {
+            errors
+            health {
+                lameduck 5s
+            }
+            ready
+            kubernetes cluster.local in-addr.arpa ip6.arpa {
+                pods insecure
+                fallthrough in-addr.arpa ip6.arpa
+                ttl 30
+            }
+            prometheus :9153
+            cache 30
+            loop
+            reload
+            loadbalance
+        }
+# Two worker nodes and no control-plane node: one OVN central member, on the first node.
+- target: {kind: StatefulSet, name: ovn-central}
+  patch: |
+    - {op: replace, path: /spec/replicas, value: 1}
+    - {op: replace, path: /spec/template/spec/nodeSelector, value: {kubernetes.io/hostname: $central}}
+EOF
+	echo "$out"
+}
+
+wait_ready() {
+	log "waiting for OVN central, the sdncni-node DaemonSet and every node to be Ready"
+	kc -n sdncni-system rollout status statefulset/ovn-central --timeout="$WAIT"
+	kc -n sdncni-system rollout status daemonset/sdncni-node --timeout="$WAIT"
+	kc wait --for=condition=Ready node --all --timeout="$WAIT"
+	kc -n kube-system rollout status deployment/coredns --timeout="$WAIT"
+}
+
+apply() {
+	local k t=$SECONDS
+	k=$(write_kustomization)
+	log "kubectl apply -k $k"
+	kc apply -k "$k" >&2
+	wait_ready
+	log "installed in $((SECONDS - t)) s"
+	kc get nodes -o wide >&2
+}
+
+delete() {
+	local k=$DIR/install n
+	if [[ -f $k/kustomization.yaml ]]; then
+		kc delete -k "$k" --ignore-not-found --wait=true --timeout="$WAIT" >&2 || true
+	fi
+	# What a node keeps after its agent pod is gone: programs, maps and pins of the fast
+	# path (the controller's own --teardown), the CNI config and binaries.
+	for n in $(kc get nodes -o jsonpath='{.items[*].metadata.name}'); do
+		"$CLUSTER" exec "$n" -- bash -c 'rm -f /etc/cni/net.d/10-sdncni.conflist /opt/cni/bin/sdncni /opt/cni/bin/portmap /opt/cni/bin/bandwidth' || true
+	done
+	log "deleted"
+}
+
+case $cmd in
+apply) apply ;;
+delete) delete ;;
+*) echo "usage: $0 apply|delete [--dir DIR] [--prefix P]" >&2; exit 2 ;;
+esac
