@@ -115,6 +115,7 @@ patches:
     - {op: add, path: /data/api-server-port, value: "6443"}
     - {op: add, path: /data/ovn-nb, value: "tcp:$central_ip:6641"}
     - {op: add, path: /data/ovn-sb, value: "tcp:$central_ip:6642"}
+    - {op: add, path: /data/control-plane-cidrs, value: "$api/32"}
 # The nodes have no upstream resolver (nothing outside this machine is reachable): cluster
 # names only, without CoreDNS's forward plugin, which refuses to start without upstreams.
 - target: {kind: ConfigMap, name: coredns}
@@ -156,11 +157,51 @@ wait_ready() {
 	kc -n kube-system rollout status deployment/coredns --timeout="$WAIT"
 }
 
+# pod_routes_loop: the control plane here is not a node of the pod network (no kubelet,
+# no sdncni), so, as a cloud route table or BGP would, give its netns a route per
+# VPNBlock of the default VPN via the node that holds it, and keep them in step (blocks
+# are claimed as pods come). Runs until the control plane's netns is gone or 'delete'.
+pod_routes_loop() {
+	local cp=/run/netns/${PREFIX}-cp json want have r
+	while [[ -e $cp ]]; do
+		if json=$(kc get vpnblocks -o json 2>/dev/null) && nodes=$(kc get nodes -o json 2>/dev/null); then
+			want=$(jq -r --argjson nodes "$nodes" '
+				($nodes.items | map({(.metadata.name): (.status.addresses[] | select(.type=="InternalIP") | .address)}) | add) as $ip
+				| .items[] | select(.spec.vpn == "default" and $ip[.spec.node] != null)
+				| "\(.spec.cidr) via \($ip[.spec.node])"' <<<"$json" | sort)
+			have=$(nsenter --net="$cp" ip -4 route show proto 188 | awk '{print $1, $2, $3}' | sort)
+			while read -r r; do
+				[[ -n $r ]] && nsenter --net="$cp" ip route replace $r proto 188 2>/dev/null
+			done < <(comm -13 <(echo "$have") <(echo "$want"))
+			while read -r r; do
+				[[ -n $r ]] && nsenter --net="$cp" ip route del $r proto 188 2>/dev/null
+			done < <(comm -23 <(echo "$have") <(echo "$want"))
+		fi
+		sleep 2
+	done
+}
+
+start_pod_routes() {
+	local pidfile=$DIR/install/pod-routes.pid pid
+	pid=$(cat "$pidfile" 2>/dev/null || true)
+	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then return 0; fi
+	pod_routes_loop </dev/null >"$DIR/install/pod-routes.log" 2>&1 &
+	echo $! >"$pidfile"
+}
+
+stop_pod_routes() {
+	local pidfile=$DIR/install/pod-routes.pid pid
+	pid=$(cat "$pidfile" 2>/dev/null || true)
+	[[ -n $pid ]] && kill "$pid" 2>/dev/null
+	rm -f "$pidfile"
+}
+
 apply() {
 	local k t=$SECONDS
 	k=$(write_kustomization)
 	log "kubectl apply -k $k"
 	kc apply -k "$k" >&2
+	start_pod_routes
 	wait_ready
 	log "installed in $((SECONDS - t)) s"
 	kc get nodes -o wide >&2
@@ -168,6 +209,7 @@ apply() {
 
 delete() {
 	local k=$DIR/install n
+	stop_pod_routes
 	if [[ -f $k/kustomization.yaml ]]; then
 		kc delete -k "$k" --ignore-not-found --wait=true --timeout="$WAIT" >&2 || true
 	fi

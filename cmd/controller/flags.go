@@ -38,6 +38,7 @@ type options struct {
 	blockSize       int
 	dnsService      string
 	serviceCIDRs    []netip.Prefix
+	controlPlane    []netip.Prefix
 
 	// Tunnel topology (topology.go). mtu 0 means auto.
 	allocRange      netip.Prefix
@@ -49,7 +50,7 @@ func parseFlags(args []string) (*options, error) {
 	host, _ := os.Hostname()
 	o := &options{}
 	fs := flag.NewFlagSet("sdncni-controller", flag.ContinueOnError)
-	var cidr, gw, allocRange, serviceCIDRs string
+	var cidr, gw, allocRange, serviceCIDRs, controlPlane string
 	var showVersion bool
 	fs.StringVar(&o.socket, "socket", cniapi.DefaultSocket, "unix socket the CNI binary talks to")
 	fs.StringVar(&o.ovsDB, "ovs-db", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch database endpoint")
@@ -78,6 +79,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.blockSize, "node-block-size", 26, "prefix length of the per-node address blocks of the default VPN")
 	fs.StringVar(&o.dnsService, "dns-service", "kube-system/kube-dns", "namespace/name of the cluster DNS Service, which pods of every VPN reach (empty: none; --kubeconfig mode)")
 	fs.StringVar(&serviceCIDRs, "service-cidr", "10.96.0.0/12", "the cluster's ClusterIP range(s), comma-separated: pods' packets to them that no shared Service takes are dropped at the node (empty: none; --kubeconfig mode)")
+	fs.StringVar(&controlPlane, "control-plane-cidrs", "", "addresses of the API servers, comma-separated CIDRs: connections from them, arriving from the node network, may reach this node's pods (pods/proxy, webhooks); empty: none (--kubeconfig mode)")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -91,15 +93,12 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("--dns-service %q: want namespace/name", o.dnsService)
 		}
 	}
-	for _, c := range strings.Split(serviceCIDRs, ",") {
-		if c = strings.TrimSpace(c); c == "" {
-			continue
-		}
-		sp, err := netip.ParsePrefix(c)
-		if err != nil || !sp.Addr().Is4() {
-			return nil, fmt.Errorf("--service-cidr %q: want IPv4 CIDRs, comma-separated", serviceCIDRs)
-		}
-		o.serviceCIDRs = append(o.serviceCIDRs, sp.Masked())
+	var err error
+	if o.serviceCIDRs, err = parseCIDRs("--service-cidr", serviceCIDRs); err != nil {
+		return nil, err
+	}
+	if o.controlPlane, err = parseCIDRs("--control-plane-cidrs", controlPlane); err != nil {
+		return nil, err
 	}
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
@@ -137,4 +136,20 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("--node-name is required (no hostname)")
 	}
 	return o, nil
+}
+
+// parseCIDRs parses a comma-separated list of IPv4 CIDRs (empty: none).
+func parseCIDRs(flag, list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, c := range strings.Split(list, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(c)
+		if err != nil || !p.Addr().Is4() {
+			return nil, fmt.Errorf("%s %q: want IPv4 CIDRs, comma-separated", flag, list)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -84,12 +84,12 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 		return nil, fmt.Errorf("api client: %w", err)
 	}
 	// The node's gateway: management ports per VPN, forwarding and the isolation guard.
-	if err := gateway.EnsureNetfilter(o.serviceCIDRs); err != nil {
+	if err := gateway.EnsureNetfilter(o.serviceCIDRs, o.controlPlane...); err != nil {
 		return nil, err
 	}
 	nodeNets := vpn.NewNodeNetworks(mgr.GetCache(), direct, o.nodeName, o.mtu, log.WithName("vpn-node"))
 	gw := gateway.New(gateway.Config{Bridge: o.bridge, Node: o.nodeName, ServiceCIDRs: o.serviceCIDRs,
-		TxOffloadOff: o.txOffloadOff}, vs, nb, store, log.WithName("gateway"))
+		ControlPlaneCIDRs: o.controlPlane, TxOffloadOff: o.txOffloadOff}, vs, nb, store, log.WithName("gateway"))
 	nodeNets.OnBlock(func(ctx context.Context, net attach.Network) {
 		// Only the address here, so the ADD that claimed the block is not slowed; the
 		// gateway reconciler builds the port when it sees the block.

@@ -51,6 +51,9 @@ type Config struct {
 	// ServiceCIDRs are the cluster's ClusterIP ranges: pods' packets to them that no
 	// shared Service DNATed are dropped at the node instead of leaving it.
 	ServiceCIDRs []netip.Prefix
+	// ControlPlaneCIDRs are the API servers' addresses: connections from them, arriving
+	// from the node network, may enter this node's pods (see writeNetfilter).
+	ControlPlaneCIDRs []netip.Prefix
 	// TxOffloadOff turns tx offload off on management ports, as on pod interfaces
 	// (attach.Config.TxOffloadOff): the node's own TCP to a pod on another node crosses
 	// the userspace Geneve tunnel, which cannot carry TSO packets.

@@ -20,14 +20,14 @@ const TableName = "sdncni"
 // not exist. An existing table is left alone: it may hold the shared Services of a
 // controller that ran before, and Gateway.SetShared rewrites it whole once the node role
 // has read them, so a restart does not cut DNS.
-func EnsureNetfilter(serviceCIDRs []netip.Prefix) error {
+func EnsureNetfilter(serviceCIDRs []netip.Prefix, controlPlane ...netip.Prefix) error {
 	if err := setSysctl("net/ipv4/ip_forward", "1"); err != nil {
 		return err
 	}
 	if ok, err := tableExists(); err != nil || ok {
 		return err
 	}
-	return writeNetfilter(nil, serviceCIDRs)
+	return writeNetfilter(nil, serviceCIDRs, controlPlane)
 }
 
 // tableExists reports whether table sdncni exists in the current netns.
@@ -70,6 +70,7 @@ func tableExists() (bool, error) {
 //	  iifname "sdnm*" ip daddr <service CIDR> drop         # a ClusterIP nobody DNATed stays here
 //	  iifname "sdnm*" oifname "sdnm*" drop                 # never from one VPN into another
 //	  oifname "sdnm*" ct state established,related accept # replies to node and pod connections
+//	  iifname != "sdnm*" ip saddr <control plane> oifname "sdnm*" accept # API server → pod
 //	  oifname "sdnm*" drop                                 # nothing else enters a VPN via the node
 //	chain postrouting (nat, hook postrouting)
 //	  ct mark & 0xffff0000 == 0x5dc00000 oifname "sdnm*" masquerade # the endpoint sees the node
@@ -80,8 +81,14 @@ func tableExists() (bool, error) {
 // through table M, which reaches that VPN only (see syncRules). The input rule keeps a
 // marked connection from ever being delivered to the node itself (an endpoint address
 // that is also one of the node's), and the service-CIDR rule keeps pods' packets to
-// ClusterIPs that are not shared from leaving the node unanswered-but-masqueraded.
-func writeNetfilter(shared []SharedService, serviceCIDRs []netip.Prefix) error {
+// ClusterIPs that are not shared from leaving the node unanswered-but-masqueraded. The
+// control-plane rule lets the API server (which is not a pod and, on a node of its own,
+// not this node) open connections to this node's pods: the pods/proxy subresource,
+// admission webhooks and aggregated API servers in pods need it. The control plane is
+// the cluster's root of trust (it can exec into any pod), so this opens nothing to a
+// tenant: a pod's packets never carry those source addresses (port security), and they
+// arrive from the node network, never from a management port.
+func writeNetfilter(shared []SharedService, serviceCIDRs, controlPlane []netip.Prefix) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -169,6 +176,11 @@ func writeNetfilter(shared []SharedService, serviceCIDRs []netip.Prefix) error {
 	}
 	rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, true), ifPrefix(expr.MetaKeyOIFNAME, true), drop)
 	rule(fwd, ifPrefix(expr.MetaKeyOIFNAME, true), ctReply(), acc)
+	for _, p := range controlPlane {
+		if p.IsValid() && p.Addr().Is4() {
+			rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, false), saddrIn(p.Masked()), ifPrefix(expr.MetaKeyOIFNAME, true), acc)
+		}
+	}
 	rule(fwd, ifPrefix(expr.MetaKeyOIFNAME, true), drop)
 	rule(nat, ctMarkShared(), ifPrefix(expr.MetaKeyOIFNAME, true), []expr.Any{&expr.Masq{}})
 	rule(nat, ifPrefix(expr.MetaKeyIIFNAME, true), ifPrefix(expr.MetaKeyOIFNAME, false), []expr.Any{&expr.Masq{}})
@@ -235,10 +247,16 @@ func ctMarkShared() []expr.Any {
 }
 
 // daddrIn matches an IPv4 destination inside p.
-func daddrIn(p netip.Prefix) []expr.Any {
+func daddrIn(p netip.Prefix) []expr.Any { return addrIn(16, p) }
+
+// saddrIn matches packets from addresses in p.
+func saddrIn(p netip.Prefix) []expr.Any { return addrIn(12, p) }
+
+// addrIn matches the IPv4 address at offset (12 source, 16 destination) against p.
+func addrIn(offset uint32, p netip.Prefix) []expr.Any {
 	addr := p.Addr().As4()
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: net.CIDRMask(p.Bits(), 32), Xor: []byte{0, 0, 0, 0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
 	}

@@ -41,7 +41,7 @@ func (g *Gateway) SetShared(ctx context.Context, services []SharedService) error
 	if exists && g.sharedWritten && reflect.DeepEqual(ok, g.shared) {
 		return errors.Join(errs...)
 	}
-	if err := writeNetfilter(ok, g.cfg.ServiceCIDRs); err != nil {
+	if err := writeNetfilter(ok, g.cfg.ServiceCIDRs, g.cfg.ControlPlaneCIDRs); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	old := g.shared
