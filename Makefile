@@ -22,7 +22,9 @@ deps:
 
 # All tiers: unit, privileged (root, real netns/BPF) and integration (real OVS/OVN
 # started by the harness). As root in CI nothing is skipped.
-test: deps build
+# The real-cluster tier (test/k8s) needs the images and the cluster binaries: both are
+# cached, so only a machine's first run builds them.
+test: deps build images cluster-binaries
 	$(GO) test $(TEST_FLAGS) ./...
 
 # Unit tier only: no root, no daemons.
@@ -52,14 +54,20 @@ dev-env-down:
 	hack/dev-env.sh down
 
 # A real two-node Kubernetes cluster in namespaces (root; hack/k8s-cluster.sh): control
-# plane, containerd and kubelet per node. CLUSTER_FLAGS e.g. "--nodes 3 --dir DIR".
+# plane, containerd and kubelet per node; sdncni installed on it with kubectl apply -k
+# (hack/k8s-install.sh), then a short tour (hack/k8s-demo.sh) that leaves two tenants'
+# VPNs running. It prints the KUBECONFIG to use. SDNK_DIR (state dir) applies to all.
 cluster-binaries:
 	hack/k8s-binaries.sh cluster
 
-cluster: cluster-binaries
-	@kc=$$(hack/k8s-cluster.sh up $(CLUSTER_FLAGS)) && echo "export KUBECONFIG=$$kc"
+cluster: deps build images cluster-binaries
+	hack/k8s-cluster.sh up $(CLUSTER_FLAGS) >/dev/null
+	hack/k8s-install.sh apply
+	hack/k8s-demo.sh
+	@echo "export KUBECONFIG=$$(hack/k8s-cluster.sh kubeconfig)"
 
 cluster-down:
+	-hack/k8s-install.sh delete
 	hack/k8s-cluster.sh down $(CLUSTER_FLAGS)
 
 demo: deps build

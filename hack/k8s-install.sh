@@ -9,8 +9,10 @@
 #   hack/k8s-install.sh apply   [--dir DIR]   install, then wait until every node is Ready
 #                                             (containerd's CNI STATUS succeeds) and the
 #                                             DaemonSet, OVN central and CoreDNS are ready
-#   hack/k8s-install.sh delete  [--dir DIR]   kubectl delete -k, then each node's teardown
-#                                             (sdncni-controller --teardown in the node)
+#   hack/k8s-install.sh delete  [--dir DIR]   CoreDNS, the VPNs (refused while workloads'
+#                                             pods are attached), kubectl delete -k, then
+#                                             each node's teardown (bin/sdncni-controller
+#                                             --teardown in the node, CNI files removed)
 #
 # Options/environment as for hack/k8s-cluster.sh (SDNK_DIR, SDNK_PREFIX). The images must
 # have been imported into the nodes (hack/k8s-cluster.sh up does, from _output/images;
@@ -208,15 +210,28 @@ apply() {
 }
 
 delete() {
-	local k=$DIR/install n
+	local k=$DIR/install n attached
 	stop_pod_routes
 	if [[ -f $k/kustomization.yaml ]]; then
-		kc delete -k "$k" --ignore-not-found --wait=true --timeout="$WAIT" >&2 || true
+		# Order matters: a VPN keeps its finalizer while pods are attached, and only the
+		# controller removes it. So: our own pods (CoreDNS) first, then the VPNs while the
+		# controller still runs, then everything else.
+		kc -n kube-system delete deployment coredns --ignore-not-found --wait=true --timeout=120s >&2 || true
+		kc -n kube-system wait --for=delete pod -l k8s-app=kube-dns --timeout=120s >/dev/null 2>&1 || true
+		if kc get crd virtualprivatenetworks.sdncni.io >/dev/null 2>&1; then
+			attached=$(kc get virtualprivatenetworks -o jsonpath='{range .items[?(@.status.pods>0)]}{.metadata.name}={.status.pods} {end}')
+			[[ -z $attached ]] || die "pods are still attached to VPNs ($attached): delete those workloads first"
+			kc delete virtualprivatenetworks --all --wait=true --timeout=120s >&2
+		fi
+		kc delete -k "$k" --ignore-not-found --wait=true --timeout=180s >&2
 	fi
-	# What a node keeps after its agent pod is gone: programs, maps and pins of the fast
-	# path (the controller's own --teardown), the CNI config and binaries.
+	# What a node keeps after its agent pod is gone: the fast path's programs, maps and
+	# pins (the controller's own --teardown), the CNI config and binaries.
 	for n in $(kc get nodes -o jsonpath='{.items[*].metadata.name}'); do
-		"$CLUSTER" exec "$n" -- bash -c 'rm -f /etc/cni/net.d/10-sdncni.conflist /opt/cni/bin/sdncni /opt/cni/bin/portmap /opt/cni/bin/bandwidth' || true
+		"$CLUSTER" exec "$n" -- "$REPO/bin/sdncni-controller" --teardown --bpf-pin-dir=/sys/fs/bpf/sdncni >&2 ||
+			die "teardown on $n"
+		"$CLUSTER" exec "$n" -- rm -f /etc/cni/net.d/10-sdncni.conflist /opt/cni/bin/sdncni \
+			/opt/cni/bin/portmap /opt/cni/bin/bandwidth
 	done
 	log "deleted"
 }

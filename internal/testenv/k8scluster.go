@@ -136,6 +136,40 @@ func (c *K8sCluster) Kubectl(ctx context.Context, args ...string) (string, error
 	return string(out), nil
 }
 
+// Script runs hack/NAME (e.g. k8s-install.sh) with args against this cluster (its state
+// dir and prefix in the environment) and returns its combined output.
+func (c *K8sCluster) Script(ctx context.Context, name string, args ...string) (string, error) {
+	x := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(filepath.Dir(c.script), name)}, args...)...)
+	x.Env = c.env
+	x.WaitDelay = 10 * time.Second
+	var out bytes.Buffer
+	x.Stdout, x.Stderr = &out, &out
+	err := x.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("hack/%s %s: %w\n%s", name, strings.Join(args, " "), err, tail(out.String(), 6000))
+	}
+	return out.String(), nil
+}
+
+// Exec runs a command inside node (its network, mount and UTS namespaces) and returns
+// its stdout.
+func (c *K8sCluster) Exec(ctx context.Context, node string, args ...string) (string, error) {
+	x := exec.CommandContext(ctx, "bash", append([]string{c.script, "exec", node, "--"}, args...)...)
+	x.Env = c.env
+	x.WaitDelay = 5 * time.Second
+	var stderr bytes.Buffer
+	x.Stderr = &stderr
+	out, err := x.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("in %s: %s: %w: %s", node, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// NodeFS is the directory holding node's private file system (what the node sees at
+// /var/lib/sdncni, /etc/cni/net.d, … is under it).
+func (c *K8sCluster) NodeFS(node string) string { return filepath.Join(c.Dir, "nodes", node, "fs") }
+
 // Logs returns the tail of every daemon log under Dir, each with a header.
 func (c *K8sCluster) Logs() string {
 	var b strings.Builder

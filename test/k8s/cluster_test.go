@@ -1,0 +1,271 @@
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sdncni/sdncni/internal/testenv"
+	"github.com/sdncni/sdncni/pkg/attach"
+	"github.com/sdncni/sdncni/pkg/ipam"
+)
+
+// tenants are two VPNs with distinct CIDRs, so that an address tried across VPNs can
+// only be answered by the other VPN's pod (overlapping CIDRs are covered in test/e2e).
+var tenants = []struct{ ns, vpn, cidr string }{
+	{"tenant-a", "vpn-a", "10.60.0.0/16"},
+	{"tenant-b", "vpn-b", "10.61.0.0/16"},
+}
+
+// TestRealCluster installs sdncni as a user would (kubectl apply -k through
+// hack/k8s-install.sh) on a two-node cluster of kubelets and containerds, creates two
+// tenants' VPNs with a Deployment each through the API, and checks what a platform team
+// would: nodes Ready only through CNI STATUS, pods with addresses of their VPN that pass
+// kubelet's HTTP and TCP probes, pods reaching each other inside a VPN on the same node
+// and across nodes and timing out across VPNs, the cluster DNS answering in every VPN,
+// the API server reaching pods (pods/proxy), nothing left of deleted pods, and nothing
+// left on the nodes after uninstalling.
+func TestRealCluster(t *testing.T) {
+	images := requireImages(t, "sdncni", "coredns", "agnhost", "pause")
+	c := testenv.StartK8sCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	k := &kube{t: t, c: c, ctx: ctx}
+
+	out, err := c.Script(ctx, "k8s-install.sh", "apply")
+	require.NoError(t, err)
+	t.Logf("install: %s", lastLine(out))
+	uninstalled := false
+	t.Cleanup(func() {
+		if uninstalled {
+			return
+		}
+		// Tenants first, while sdncni still runs: their pods' DEL and the VPNs'
+		// finalizers need the controller.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		for _, tn := range tenants {
+			_, _ = c.Kubectl(cctx, "delete", "namespace", tn.ns, "--ignore-not-found", "--timeout=120s")
+			_, _ = c.Kubectl(cctx, "delete", "virtualprivatenetwork", tn.vpn, "--ignore-not-found", "--timeout=60s")
+		}
+		_, _ = c.Script(cctx, "k8s-install.sh", "delete")
+	})
+	for _, n := range c.Nodes {
+		require.Equal(t, "True", k.get("node", n, "", `{.status.conditions[?(@.type=="Ready")].status}`),
+			"node %s is not Ready after install", n)
+	}
+
+	agnhost := images["agnhost"]
+	for _, tn := range tenants {
+		k.apply(tenantYAML(tn.ns, tn.vpn, tn.cidr, agnhost))
+	}
+	pods := map[string][]pod{}
+	for _, tn := range tenants {
+		k.kubectl("-n", tn.ns, "rollout", "status", "deployment/web", "--timeout=180s")
+		pods[tn.ns] = k.pods(tn.ns, "app=web")
+		require.Len(t, pods[tn.ns], 4)
+		for _, p := range pods[tn.ns] {
+			require.True(t, p.ready, "%s/%s not Ready: kubelet probes failed", tn.ns, p.name)
+			require.True(t, inCIDR(p.ip, tn.cidr), "%s/%s has %s, outside its VPN %s", tn.ns, p.name, p.ip, tn.cidr)
+		}
+	}
+
+	t.Run("inside a VPN, same node and across nodes", func(t *testing.T) {
+		k := k.on(t)
+		for _, tn := range tenants {
+			from := pods[tn.ns][0]
+			for _, to := range pods[tn.ns][1:] {
+				before := k.fastRedirects(from.node)
+				res := k.connect(tn.ns, from.name, to.ip)
+				require.Equal(t, "", res, "%s: %s (%s) → %s (%s)", tn.ns, from.name, from.node, to.ip, to.node)
+				if to.node == from.node {
+					require.Greater(t, k.fastRedirects(from.node), before,
+						"same-node %s → %s did not take the fast path", from.name, to.name)
+				}
+			}
+			// Every pair of nodes was tried: the spread put two pods on each node.
+			require.NotEqual(t, pods[tn.ns][0].node, pods[tn.ns][len(pods[tn.ns])-1].node)
+		}
+	})
+	t.Run("across VPNs: timeouts, nothing else", func(t *testing.T) {
+		k := k.on(t)
+		a, b := tenants[0].ns, tenants[1].ns
+		for _, to := range pods[b] {
+			require.Equal(t, "TIMEOUT", k.connect(a, pods[a][0].name, to.ip), "%s → %s/%s", a, b, to.name)
+		}
+		for _, to := range pods[a] {
+			require.Equal(t, "TIMEOUT", k.connect(b, pods[b][0].name, to.ip), "%s → %s/%s", b, a, to.name)
+		}
+	})
+	t.Run("cluster DNS in every VPN", func(t *testing.T) {
+		k := k.on(t)
+		for _, tn := range tenants {
+			for _, p := range pods[tn.ns] {
+				out := k.kubectl("-n", tn.ns, "exec", p.name, "--", "dig", "+short", "+time=2", "+tries=3",
+					"kubernetes.default.svc.cluster.local")
+				require.Equal(t, "10.96.0.1", strings.TrimSpace(out), "DNS from %s/%s on %s", tn.ns, p.name, p.node)
+			}
+		}
+	})
+	t.Run("API server reaches default-VPN pods", func(t *testing.T) {
+		// pods/proxy: the API server dials the pod itself (--control-plane-cidrs). Only the
+		// default VPN is addressable from outside: tenant VPNs may overlap.
+		k := k.on(t)
+		for _, p := range k.pods("kube-system", "k8s-app=kube-dns") {
+			out := k.kubectl("get", "--raw", fmt.Sprintf("/api/v1/namespaces/kube-system/pods/%s:8181/proxy/ready", p.name))
+			require.Equal(t, "OK", strings.TrimSpace(out), "CoreDNS %s on %s through the API server", p.name, p.node)
+		}
+	})
+	t.Run("deleted pods leave nothing", func(t *testing.T) {
+		k := k.on(t)
+		for _, tn := range tenants {
+			k.kubectl("delete", "namespace", tn.ns, "--wait=true", "--timeout=180s")
+		}
+		for _, tn := range tenants {
+			k.kubectl("delete", "virtualprivatenetwork", tn.vpn, "--wait=true", "--timeout=120s")
+		}
+		for _, n := range c.Nodes {
+			require.Empty(t, podLeftovers(t, c, ctx, n), "on %s", n)
+		}
+	})
+
+	out, err = c.Script(ctx, "k8s-install.sh", "delete")
+	require.NoError(t, err, out)
+	uninstalled = true
+	for _, n := range c.Nodes {
+		require.Empty(t, nodeLeftovers(t, c, ctx, n), "on %s after uninstall", n)
+	}
+}
+
+// requireImages returns the reference of each image archive under _output/images (fails
+// under CI, skips elsewhere, when one is missing: build them with 'make images').
+func requireImages(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	require.NoError(t, err)
+	refs := map[string]string{}
+	for _, n := range names {
+		ref, err := imageRef(filepath.Join(root, "_output", "images", n+".tar"))
+		if err != nil {
+			if testenv.InCI() {
+				t.Fatalf("image %s: %v (make test builds them: make images)", n, err)
+			}
+			t.Skipf("image %s: %v (run 'make images')", n, err)
+		}
+		refs[n] = ref
+	}
+	return refs
+}
+
+// podLeftovers lists what remains on node of pods that are gone: OVS ports and host
+// links of attachments, and addresses held for pods.
+func podLeftovers(t *testing.T, c *testenv.K8sCluster, ctx context.Context, node string) []string {
+	t.Helper()
+	var left []string
+	out, err := c.Exec(ctx, node, "ip", "-o", "link", "show")
+	require.NoError(t, err)
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			if name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]; attach.IsOurLink(name) {
+				left = append(left, "link "+name)
+			}
+		}
+	}
+	ports, err := c.Exec(ctx, node, "ovs-vsctl", "--db=unix:/run/openvswitch/db.sock", "list-ports", "br-int")
+	require.NoError(t, err)
+	for _, p := range strings.Fields(ports) {
+		if attach.IsOurLink(p) {
+			left = append(left, "ovs port "+p)
+		}
+	}
+	store := filepath.Join(c.NodeFS(node), "var/lib/sdncni/ipam.json")
+	st, err := ipam.Open(ctx, store)
+	require.NoError(t, err)
+	allocs, err := st.List(ctx)
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	for _, a := range allocs {
+		if !strings.HasPrefix(a.Owner.ContainerID, attach.NodeOwnerPrefix) {
+			left = append(left, fmt.Sprintf("address %s of %s", a.Addr, a.Owner.ContainerID))
+		}
+	}
+	return left
+}
+
+// nodeLeftovers lists what remains of sdncni on node after uninstalling: links, BPF
+// pins, tc/tcx programs on the node's links, the CNI config and binary.
+func nodeLeftovers(t *testing.T, c *testenv.K8sCluster, ctx context.Context, node string) []string {
+	t.Helper()
+	left := podLeftovers(t, c, ctx, node)
+	out, err := c.Exec(ctx, node, "ip", "-o", "link", "show")
+	require.NoError(t, err)
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
+			if strings.HasPrefix(name, "sdn") || strings.HasPrefix(name, "br-") || name == "ovs-netdev" || strings.HasPrefix(name, "genev") {
+				left = append(left, "link "+name)
+			}
+		}
+	}
+	pins, err := c.Exec(ctx, node, "find", "/sys/fs/bpf", "-mindepth", "1")
+	require.NoError(t, err)
+	for _, p := range strings.Fields(pins) {
+		left = append(left, "bpffs "+p)
+	}
+	progs, err := c.Exec(ctx, node, "bpftool", "net", "show")
+	require.NoError(t, err)
+	if strings.Contains(progs, "sdncni") {
+		left = append(left, "programs attached: "+progs)
+	}
+	rules, err := c.Exec(ctx, node, "ip", "rule", "show")
+	require.NoError(t, err)
+	if strings.Contains(rules, "0x5dc") {
+		left = append(left, "policy rules: "+rules)
+	}
+	for _, f := range []string{"etc/cni/net.d/10-sdncni.conflist", "opt/cni/bin/sdncni"} {
+		if _, err := os.Stat(filepath.Join(c.NodeFS(node), f)); err == nil {
+			left = append(left, "/"+f)
+		}
+	}
+	return left
+}
+
+func inCIDR(ip, cidr string) bool {
+	a, err := netip.ParseAddr(ip)
+	return err == nil && netip.MustParsePrefix(cidr).Contains(a)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "k8s-install:") {
+			return lines[i]
+		}
+	}
+	return lines[len(lines)-1]
+}
+
+// imageRef is the first reference an image archive (an OCI layout) names.
+func imageRef(archive string) (string, error) {
+	index, err := readTarFile(archive, "index.json")
+	if err != nil {
+		return "", err
+	}
+	var idx struct {
+		Manifests []struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(index, &idx); err != nil || len(idx.Manifests) == 0 {
+		return "", fmt.Errorf("%s: no image in index.json", archive)
+	}
+	return idx.Manifests[0].Annotations["io.containerd.image.name"], nil
+}
