@@ -219,8 +219,14 @@ delete() {
 		kc -n kube-system delete deployment coredns --ignore-not-found --wait=true --timeout=120s >&2 || true
 		kc -n kube-system wait --for=delete pod -l k8s-app=kube-dns --timeout=120s >/dev/null 2>&1 || true
 		if kc get crd virtualprivatenetworks.sdncni.io >/dev/null 2>&1; then
-			attached=$(kc get virtualprivatenetworks -o jsonpath='{range .items[?(@.status.pods>0)]}{.metadata.name}={.status.pods} {end}')
-			[[ -z $attached ]] || die "pods are still attached to VPNs ($attached): delete those workloads first"
+			# status.pods follows pod deletions within seconds; wait for it before judging.
+			local i
+			for ((i = 0; i < 30; i++)); do
+				attached=$(kc get virtualprivatenetworks -o jsonpath='{range .items[?(@.status.pods>0)]}{.metadata.name}={.status.pods} {end}')
+				[[ -z $attached ]] && break
+				sleep 2
+			done
+			[[ -z $attached ]] || die "pods are still attached to VPNs (${attached% }): delete those workloads first"
 			kc delete virtualprivatenetworks --all --wait=true --timeout=120s >&2
 		fi
 		kc delete -k "$k" --ignore-not-found --wait=true --timeout=180s >&2

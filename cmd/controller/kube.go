@@ -89,7 +89,7 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	}
 	nodeNets := vpn.NewNodeNetworks(mgr.GetCache(), direct, o.nodeName, o.mtu, log.WithName("vpn-node"))
 	gw := gateway.New(gateway.Config{Bridge: o.bridge, Node: o.nodeName, ServiceCIDRs: o.serviceCIDRs,
-		ControlPlaneCIDRs: o.controlPlane, TxOffloadOff: o.txOffloadOff}, vs, nb, store, log.WithName("gateway"))
+		ControlPlaneCIDRs: o.controlPlane, ClusterVPN: v1alpha1.DefaultVPNName, TxOffloadOff: o.txOffloadOff}, vs, nb, store, log.WithName("gateway"))
 	nodeNets.OnBlock(func(ctx context.Context, net attach.Network) {
 		// Only the address here, so the ADD that claimed the block is not slowed; the
 		// gateway reconciler builds the port when it sees the block.
@@ -103,7 +103,7 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 		return nil, err
 	}
 	shr := &vpn.SharedServiceReconciler{Cache: mgr.GetCache(), Networks: nodeNets, Gateway: gw, DNS: o.dnsService,
-		Log: log.WithName("shared-services")}
+		ClusterVPN: v1alpha1.DefaultVPNName, Log: log.WithName("shared-services")}
 	if err := shr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

@@ -54,6 +54,10 @@ type Config struct {
 	// ControlPlaneCIDRs are the API servers' addresses: connections from them, arriving
 	// from the node network, may enter this node's pods (see writeNetfilter).
 	ControlPlaneCIDRs []netip.Prefix
+	// ClusterVPN names the VPN (the default VPN) whose pods on every node this node
+	// reaches: its management port routes the whole CIDR, not only this node's blocks.
+	// Other VPNs' pods the node reaches on this node only.
+	ClusterVPN string
 	// TxOffloadOff turns tx offload off on management ports, as on pod interfaces
 	// (attach.Config.TxOffloadOff): the node's own TCP to a pod on another node crosses
 	// the userspace Geneve tunnel, which cannot carry TSO packets.

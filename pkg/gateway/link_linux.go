@@ -19,11 +19,18 @@ import (
 
 // configureLink waits for ovs-vswitchd to create the port's tap, then gives it mac, ip
 // as /32, IPv6 off, mtu, up, and a route to each of vpn's blocks (vpn.Ranges) through it
-// with ip as source; routes through it to anything else are removed. Routing table
+// with ip as source — to the whole CIDR for Config.ClusterVPN; routes through it to
+// anything else are removed. Routing table
 // SharedMark(vpn.ID) gets the route to vpn's whole CIDR through it: the way of
 // connections to vpn's shared Services (SetShared).
 func (g *Gateway) configureLink(ctx context.Context, name string, mac net.HardwareAddr, ip netip.Addr, vpn attach.Network) error {
 	mtu, blocks := vpn.MTU, vpn.Ranges
+	if vpn.Name == g.cfg.ClusterVPN && vpn.Prefix.IsValid() {
+		// The default VPN: the node reaches its pods on every node (the upstream
+		// node-pod conformance checks); OVN carries them over the tunnel. Blocks of
+		// other VPNs on this node are more specific and still win for this node's pods.
+		blocks = []netip.Prefix{vpn.Prefix}
+	}
 	l, err := g.waitLink(ctx, name)
 	if err != nil {
 		return err

@@ -61,6 +61,10 @@ func (n *Northbound) ensureLoadBalancer(ctx context.Context, lb LoadBalancer) er
 		vips = map[string]string{}
 	}
 	proto := nb.LoadBalancerProtocol(lb.Protocol)
+	// ct_flush: ovn-controller deletes the conntrack entries of a backend that leaves.
+	// Without it a UDP client that keeps sending (DNS, the upstream Conntrack e2e specs)
+	// stays pinned to a deleted pod for as long as it sends.
+	opts := map[string]string{"ct_flush": "true"}
 	var ops []ovsdb.Operation
 	add := func(o []ovsdb.Operation, err error) error {
 		if err != nil {
@@ -72,15 +76,16 @@ func (n *Northbound) ensureLoadBalancer(ctx context.Context, lb LoadBalancer) er
 	cur := n.loadBalancer(ctx, lb.Name)
 	uuid := "new_lb"
 	if cur == nil {
-		row := &nb.LoadBalancer{UUID: uuid, Name: lb.Name, Protocol: &proto, Vips: vips, ExternalIDs: ids}
+		row := &nb.LoadBalancer{UUID: uuid, Name: lb.Name, Protocol: &proto, Vips: vips, ExternalIDs: ids, Options: opts}
 		if err := add(n.c.Create(row)); err != nil {
 			return err
 		}
 	} else {
 		uuid = cur.UUID
-		if !maps.Equal(cur.Vips, vips) || !maps.Equal(cur.ExternalIDs, ids) || cur.Protocol == nil || *cur.Protocol != proto {
-			want := &nb.LoadBalancer{UUID: uuid, Protocol: &proto, Vips: vips, ExternalIDs: ids}
-			if err := add(n.c.Where(want).Update(want, &want.Vips, &want.ExternalIDs, &want.Protocol)); err != nil {
+		if !maps.Equal(cur.Vips, vips) || !maps.Equal(cur.ExternalIDs, ids) || !maps.Equal(cur.Options, opts) ||
+			cur.Protocol == nil || *cur.Protocol != proto {
+			want := &nb.LoadBalancer{UUID: uuid, Protocol: &proto, Vips: vips, ExternalIDs: ids, Options: opts}
+			if err := add(n.c.Where(want).Update(want, &want.Vips, &want.ExternalIDs, &want.Protocol, &want.Options)); err != nil {
 				return err
 			}
 		}

@@ -36,6 +36,8 @@ func TestLoadBalancer(t *testing.T) {
 	require.Contains(t, lbs("ls-lb-list", ovs.SwitchName(a)), uuid)
 	require.Contains(t, lbs("lr-lb-list", ovs.RouterName(a)), uuid)
 	require.NotContains(t, lbs("ls-lb-list", ovs.SwitchName(b)), uuid)
+	require.Equal(t, []string{"ct_flush=true"}, find(t, o.Nbctl, "options", "Load_Balancer", "name="+name),
+		"conntrack of a backend that leaves must be flushed")
 
 	lb.VIPs = map[string]string{"10.0.0.10:80": "10.99.0.6:8080"}
 	require.NoError(t, n.EnsureLoadBalancer(ctx, lb))

@@ -214,7 +214,9 @@ func (n *NodeNetworks) heldBlocks(ctx context.Context) ([]netip.Prefix, error) {
 // way in for the VPN's shared Services. A VPN that is not realised yet is left for later.
 func (n *NodeNetworks) EnsureBlock(ctx context.Context, name string) error {
 	var v v1alpha1.VirtualPrivateNetwork
-	if err := n.cache.Get(ctx, client.ObjectKey{Name: name}, &v); err != nil {
+	if err := n.cache.Get(ctx, client.ObjectKey{Name: name}, &v); apierrors.IsNotFound(err) {
+		return nil // not created yet: its creation re-runs the caller
+	} else if err != nil {
 		return fmt.Errorf("get vpn %s: %w", name, err)
 	}
 	net, err := n.network(ctx, &v)

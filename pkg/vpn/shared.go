@@ -55,7 +55,11 @@ type SharedServiceReconciler struct {
 	Gateway  sharedGateway
 	// DNS is the cluster DNS Service as "namespace/name"; "" shares none.
 	DNS string
-	Log logr.Logger
+	// ClusterVPN is the default VPN, whose pods on every node this node reaches
+	// (gateway.Config.ClusterVPN): the node holds a block of it, and so a management
+	// port, even without pods of it. "" for none.
+	ClusterVPN string
+	Log        logr.Logger
 }
 
 // SetupWithManager registers the reconciler to run on every node.
@@ -89,6 +93,12 @@ func (r *SharedServiceReconciler) Reconcile(ctx context.Context, _ ctrl.Request)
 	}
 	var errs []error
 	owners := map[string]bool{}
+	if r.ClusterVPN != "" {
+		owners[r.ClusterVPN] = true
+		if err := r.Networks.EnsureBlock(ctx, r.ClusterVPN); err != nil {
+			errs = append(errs, fmt.Errorf("default vpn %s: %w", r.ClusterVPN, err))
+		}
+	}
 	for _, s := range services {
 		if !owners[s.VPN] {
 			owners[s.VPN] = true

@@ -380,3 +380,37 @@ func TestGatewayTwoNodesSameAddress(t *testing.T) {
 	}
 	t.Run("after restart", check)
 }
+
+// TestGatewayNodeReachesDefaultVPNEverywhere: a node reaches the default VPN's pods on
+// every node (the upstream node-pod conformance checks dial from one node's host network
+// to pods on all nodes), through its own management port and OVN's tunnel; a tenant
+// VPN's pod on another node it does not reach.
+func TestGatewayNodeReachesDefaultVPNEverywhere(t *testing.T) {
+	api := testenv.StartAPIServer(t)
+	createNamespaces(t, api, "sdncni-system", "gw-def", "gw-ten")
+	c := testenv.StartCluster(t, 2)
+	nodes := []*node{
+		startVPNController(t, c.Nodes[0], api, "10.88.0.0/16"),
+		startVPNController(t, c.Nodes[1], api, "10.88.0.0/16"),
+	}
+	createVPN(t, api, "gw-5", "10.94.0.0/24", "gw-ten")
+	waitVPN(t, api, "gw-5", ready)
+
+	def := &tpod{pod: newPodIn(t, "def1", "gw-def"), vpn: v1alpha1.DefaultVPNName}
+	ten := &tpod{pod: newPodIn(t, "ten1", "gw-ten"), vpn: "gw-5"}
+	for _, p := range []*tpod{def, ten} {
+		p.ip = nodes[0].mustAdd(t, "1.1.0", p.pod)
+		serveBanner(t, p.pod)
+		t.Cleanup(func() { _ = nodes[0].del(t, "1.1.0", p.pod) })
+	}
+	for _, o := range c.Nodes {
+		var got string
+		require.Eventually(t, func() bool {
+			got, _ = nodeBanner(o.NetNSPath, def.ip, time.Second)
+			return got == def.name
+		}, 30*time.Second, 200*time.Millisecond, "node %s → default-VPN pod %s on %s: got %q",
+			o.SystemID, def.ip, c.Nodes[0].SystemID, got)
+	}
+	_, err := nodeBanner(c.Nodes[1].NetNSPath, ten.ip, 2*time.Second)
+	require.Error(t, err, "node %s reached tenant pod %s on another node", c.Nodes[1].SystemID, ten.ip)
+}

@@ -52,26 +52,46 @@ func (k *kube) apply(yaml string) {
 }
 
 type pod struct {
-	name, ip, node string
-	ready          bool
+	name, ip, node     string
+	ready, hostNetwork bool
 }
 
 func (k *kube) pods(ns, selector string) []pod {
 	k.t.Helper()
+	return k.listPods("-n", ns, "get", "pods", "-l", selector, "-o", "json")
+}
+
+// podsOn lists the pod-network pods (not host network) bound to node.
+func (k *kube) podsOn(node string) []pod {
+	k.t.Helper()
+	var out []pod
+	for _, p := range k.listPods("get", "pods", "-A", "--field-selector", "spec.nodeName="+node, "-o", "json") {
+		if !p.hostNetwork {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (k *kube) listPods(args ...string) []pod {
+	k.t.Helper()
 	var list struct {
 		Items []struct {
-			Metadata struct{ Name string }     `json:"metadata"`
-			Spec     struct{ NodeName string } `json:"spec"`
-			Status   struct {
+			Metadata struct{ Name string } `json:"metadata"`
+			Spec     struct {
+				NodeName    string `json:"nodeName"`
+				HostNetwork bool   `json:"hostNetwork"`
+			} `json:"spec"`
+			Status struct {
 				PodIP      string                          `json:"podIP"`
 				Conditions []struct{ Type, Status string } `json:"conditions"`
 			} `json:"status"`
 		} `json:"items"`
 	}
-	require.NoError(k.t, json.Unmarshal([]byte(k.kubectl("-n", ns, "get", "pods", "-l", selector, "-o", "json")), &list))
+	require.NoError(k.t, json.Unmarshal([]byte(k.kubectl(args...)), &list))
 	var out []pod
 	for _, it := range list.Items {
-		p := pod{name: it.Metadata.Name, ip: it.Status.PodIP, node: it.Spec.NodeName}
+		p := pod{name: it.Metadata.Name, ip: it.Status.PodIP, node: it.Spec.NodeName, hostNetwork: it.Spec.HostNetwork}
 		for _, c := range it.Status.Conditions {
 			p.ready = p.ready || (c.Type == "Ready" && c.Status == "True")
 		}
