@@ -105,3 +105,9 @@ image:
 
 images:
 	$(GO) run ./hack/images --version '$(VERSION)'
+
+# Pod start-up on the cluster of 'make cluster': 60 pods of a Deployment at once, Ready
+# p50/p99/max, fast path on and off. BENCH_K8S_FLAGS e.g. "--pods 120".
+.PHONY: bench-k8s
+bench-k8s:
+	$(GO) run ./test/benchk8s $(BENCH_K8S_FLAGS)

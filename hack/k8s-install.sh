@@ -238,6 +238,10 @@ delete() {
 			die "teardown on $n"
 		"$CLUSTER" exec "$n" -- rm -f /etc/cni/net.d/10-sdncni.conflist /opt/cni/bin/sdncni \
 			/opt/cni/bin/portmap /opt/cni/bin/bandwidth
+		# The userspace datapath's taps outlive ovs-vswitchd (it re-adopts them on a
+		# restart); without OVS they are only clutter.
+		"$CLUSTER" exec "$n" -- bash -c 'for l in br-int br-phy ovs-netdev; do ip link del "$l" 2>/dev/null || true; done'
+		"$CLUSTER" exec "$n" -- bash -c "rm -rf /var/lib/sdncni/*" # conf.db, address store, OVN central
 	done
 	log "deleted"
 }
