@@ -70,6 +70,7 @@ func tableExists() (bool, error) {
 //	  iifname "sdnm*" ip daddr <service CIDR> drop         # a ClusterIP nobody DNATed stays here
 //	  iifname "sdnm*" oifname "sdnm*" drop                 # never from one VPN into another
 //	  oifname "sdnm*" ct state established,related accept # replies to node and pod connections
+//	  iifname != "sdnm*" oifname "sdnm*" ct status dnat accept # a hostPort (portmap's DNAT)
 //	  iifname != "sdnm*" ip saddr <control plane> oifname "sdnm*" accept # API server → pod
 //	  oifname "sdnm*" drop                                 # nothing else enters a VPN via the node
 //	chain postrouting (nat, hook postrouting)
@@ -176,6 +177,7 @@ func writeNetfilter(shared []SharedService, serviceCIDRs, controlPlane []netip.P
 	}
 	rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, true), ifPrefix(expr.MetaKeyOIFNAME, true), drop)
 	rule(fwd, ifPrefix(expr.MetaKeyOIFNAME, true), ctReply(), acc)
+	rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, false), ifPrefix(expr.MetaKeyOIFNAME, true), ctDNAT(), acc)
 	for _, p := range controlPlane {
 		if p.IsValid() && p.Addr().Is4() {
 			rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, false), saddrIn(p.Masked()), ifPrefix(expr.MetaKeyOIFNAME, true), acc)
@@ -224,6 +226,19 @@ func ctReply() []expr.Any {
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
 			Xor:  binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
+}
+
+// ctDNAT matches packets of connections whose destination the node rewrote: a pod's
+// hostPort, which the chained portmap plugin DNATs from the node's address. A hostPort
+// is published on the node on purpose, so it may be entered from the node network.
+func ctDNAT() []expr.Any {
+	const ipsDstNAT = 1 << 5 // IPS_DST_NAT, linux/netfilter/nf_conntrack_common.h
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
 	}
 }

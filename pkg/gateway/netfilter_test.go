@@ -44,7 +44,7 @@ func TestNetfilterIdempotent(t *testing.T) {
 			rules += len(rs)
 		}
 		require.ElementsMatch(t, []string{"mark", "mark-out", "dnat", "dnat-out", "input", "forward", "postrouting"}, names)
-		require.Equal(t, 10, rules)
+		require.Equal(t, 11, rules)
 		require.NoError(t, DeleteNetfilter())
 		require.NoError(t, DeleteNetfilter())
 		tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)

@@ -114,7 +114,7 @@ func TestSetSharedRulesAndTable(t *testing.T) {
 			require.NoError(t, g.SetShared(ctx, []SharedService{a, b}))
 		}
 		got := chainRules()
-		require.Equal(t, map[string]int{"mark": 1, "mark-out": 1, "dnat": 2, "dnat-out": 2, "input": 1, "forward": 4, "postrouting": 2,
+		require.Equal(t, map[string]int{"mark": 1, "mark-out": 1, "dnat": 2, "dnat-out": 2, "input": 1, "forward": 5, "postrouting": 2,
 			a.chainName(a.Ports[0]): 3, b.chainName(b.Ports[0]): 1}, got)
 		// The first endpoint's rule, decoded: numgen random mod 3 == 0, mark 0x5dc00007 to
 		// packet and conntrack, DNAT to 10.1.0.5:5353 (address as is, port big-endian).

@@ -129,6 +129,31 @@ func TestRealCluster(t *testing.T) {
 			require.Equal(t, "OK", strings.TrimSpace(out), "CoreDNS %s on %s through the API server", p.name, p.node)
 		}
 	})
+	t.Run("hostPort", func(t *testing.T) {
+		// kubelet passes portMappings; the chained portmap plugin DNATs the node's port to
+		// the pod, from the node itself and from another node.
+		k := k.on(t)
+		node, other := c.Nodes[0], c.Nodes[1]
+		k.apply(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: hostport, namespace: %s}
+spec:
+  nodeName: %s
+  containers:
+  - name: web
+    image: %s
+    args: [netexec, --http-port=8080]
+    ports: [{containerPort: 8080, hostPort: 18080}]
+    readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 2}
+`, tenants[0].ns, node, agnhost))
+		k.kubectl("-n", tenants[0].ns, "wait", "--for=condition=Ready", "pod/hostport", "--timeout=120s")
+		ip := k.get("node", node, "", `{.status.addresses[?(@.type=="InternalIP")].address}`)
+		for _, from := range []string{node, other} {
+			out, err := c.Exec(ctx, from, "curl", "-sf", "--max-time", "5", "http://"+ip+":18080/hostname")
+			require.NoError(t, err, "hostPort %s:18080 from %s", ip, from)
+			require.Equal(t, "hostport", strings.TrimSpace(out), "from %s", from)
+		}
+	})
 	t.Run("deleted pods leave nothing", func(t *testing.T) {
 		k := k.on(t)
 		for _, tn := range tenants {
