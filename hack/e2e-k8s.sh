@@ -116,7 +116,13 @@ selection_args() {
 		for r in "${NETPOL_FOCUS[@]}"; do ARGS+=("--ginkgo.focus=$r"); done
 		for r in "${NETPOL_SKIP[@]}"; do ARGS+=("--ginkgo.skip=$r"); done
 	else
-		for r in "${FOCUS[@]}"; do ARGS+=("--ginkgo.focus=$r"); done
+		# E2E_K8S_FOCUS narrows a run to some specs (e.g. to re-run failures); the skips
+		# still apply.
+		if [[ -n ${E2E_K8S_FOCUS:-} ]]; then
+			ARGS+=("--ginkgo.focus=$E2E_K8S_FOCUS")
+		else
+			for r in "${FOCUS[@]}"; do ARGS+=("--ginkgo.focus=$r"); done
+		fi
 		for r in "${SKIP[@]}"; do ARGS+=("--ginkgo.skip=$r"); done
 	fi
 }

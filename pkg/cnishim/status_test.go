@@ -51,10 +51,10 @@ func TestRunStatus(t *testing.T) {
 	te := requireCode(t, RunStatus(statusConf(degraded, ""), &bytes.Buffer{}), types.ErrLimitedConnectivity)
 	require.Equal(t, "datapath degraded", te.Msg)
 
-	requireCode(t, RunStatus(bytes.NewBufferString(`{"cniVersion":"1.0.0","name":"n"}`), &bytes.Buffer{}), types.ErrIncompatibleCNIVersion)
-	requireCode(t, RunStatus(bytes.NewBufferString(`{"cniVersion":"9.0.0","name":"n"}`), &bytes.Buffer{}), types.ErrIncompatibleCNIVersion)
-	requireCode(t, RunStatus(bytes.NewBufferString(`{`), &bytes.Buffer{}), types.ErrDecodingFailure)
-	requireCode(t, RunStatus(statusConf("relative", ""), &bytes.Buffer{}), types.ErrInvalidNetworkConfig)
+	_ = requireCode(t, RunStatus(bytes.NewBufferString(`{"cniVersion":"1.0.0","name":"n"}`), &bytes.Buffer{}), types.ErrIncompatibleCNIVersion)
+	_ = requireCode(t, RunStatus(bytes.NewBufferString(`{"cniVersion":"9.0.0","name":"n"}`), &bytes.Buffer{}), types.ErrIncompatibleCNIVersion)
+	_ = requireCode(t, RunStatus(bytes.NewBufferString(`{`), &bytes.Buffer{}), types.ErrDecodingFailure)
+	_ = requireCode(t, RunStatus(statusConf("relative", ""), &bytes.Buffer{}), types.ErrInvalidNetworkConfig)
 }
 
 // TestStatusUnreachable: a controller that is not there is said to be unreachable, once,

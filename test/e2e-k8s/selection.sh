@@ -49,8 +49,6 @@ skip 'service\.kubernetes\.io/(service-proxy-name|headless)' \
 	'The service.kubernetes.io/service-proxy-name and service.kubernetes.io/headless labels are not honoured: sdncni programs every Service with a ClusterIP.'
 skip 'should be able to up and down services|should work after the service has been recreated' \
 	'Also check the ClusterIP from a host-network pod: the node reaches shared Services only, not the ClusterIPs of other Services (docs/services.md, Limits).'
-skip '\[sig-network\] HostPort ' \
-	'hostPort: no portmap plugin in the CNI chain and no hostPort DNAT in sdncni.'
 skip '\[sig-network\] DNS configMap ' \
 	'Edit the ConfigMap of the kube-dns add-on (stub domains, upstreams) and need an upstream nameserver; [Serial] [Slow]. The cluster runs CoreDNS.'
 skip 'SCTP|sctp' \
