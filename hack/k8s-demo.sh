@@ -90,7 +90,7 @@ run() {
 	show get virtualprivatenetworks
 	show get pods -n tenant-a -o wide
 	show get pods -n tenant-b -o wide
-	read -r n1 n2 < <(kc get nodes -o jsonpath='{.items[0].metadata.name} {.items[1].metadata.name}')
+	read -r n1 n2 < <(kc get nodes -o jsonpath='{.items[0].metadata.name} {.items[1].metadata.name}{"\n"}')
 	a1=$(pod_on tenant-a "$n1")
 	a1b=$(kc -n tenant-a get pods -l app=web --field-selector "spec.nodeName=$n1" -o jsonpath='{.items[1].metadata.name}')
 	a2=$(pod_on tenant-a "$n2")
