@@ -243,6 +243,7 @@ delete() {
 		"$CLUSTER" exec "$n" -- bash -c 'for l in br-int br-phy ovs-netdev; do ip link del "$l" 2>/dev/null || true; done'
 		"$CLUSTER" exec "$n" -- bash -c "rm -rf /var/lib/sdncni/*" # conf.db, address store, OVN central
 	done
+	rm -rf "$DIR/install"
 	log "deleted"
 }
 
