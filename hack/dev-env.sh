@@ -59,65 +59,9 @@ use_dirs() {
 
 # ---------------------------------------------------------------------------- processes
 
-# read_pid PIDFILE: the PID in PIDFILE, or nothing (daemons remove their pidfile on exit).
-read_pid() {
-	local pid
-	pid=$(cat "$1" 2>/dev/null) || return 0
-	[[ $pid =~ ^[0-9]+$ ]] && echo "$pid"
-	return 0
-}
-
-# proc_is PID NAME: PID is a live (not zombie) process whose command is NAME.
-proc_is() {
-	local pid=$1 name=$2 comm state
-	[[ -n $pid ]] || return 1
-	comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-	[[ $comm == "$name" ]] || return 1
-	# An exited daemon waits as a zombie until PID 1 reaps it; that is not alive.
-	state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
-	[[ -n $state && $state != Z && $state != X ]]
-}
-
-# pid_alive PIDFILE NAME: the pidfile names a live process whose command is NAME.
-pid_alive() { proc_is "$(read_pid "$1")" "$2"; }
-
-# stop_pid PIDFILE NAME: SIGTERM, wait, SIGKILL; only the process the pidfile names, and
-# only if it still runs NAME (a recycled PID is left alone).
-stop_pid() {
-	local pidfile=$1 name=$2 pid i
-	pid=$(read_pid "$pidfile")
-	if ! proc_is "$pid" "$name"; then
-		rm -f "$pidfile"
-		return 0
-	fi
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		proc_is "$pid" "$name" || break
-		sleep 0.1
-	done
-	if proc_is "$pid" "$name"; then
-		log "$name ($pid) ignored SIGTERM; killing"
-		kill -KILL "$pid" 2>/dev/null || true
-		for ((i = 0; i < 50; i++)); do
-			proc_is "$pid" "$name" || break
-			sleep 0.1
-		done
-	fi
-	rm -f "$pidfile"
-}
-
-# wait_for DESCRIPTION COMMAND...: retry COMMAND until it succeeds or WAIT_SECS pass.
-wait_for() {
-	local what=$1 i
-	shift
-	for ((i = 0; i < WAIT_SECS * 10; i++)); do
-		if "$@" >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	die "timed out after ${WAIT_SECS}s waiting for $what"
-}
+# read_pid, proc_is, pid_alive, stop_pid, wait_for: shared with the other hack/ scripts.
+# shellcheck source=lib/proc.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
 
 # ---------------------------------------------------------------------------- paths
 
