@@ -84,7 +84,7 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 		return nil, fmt.Errorf("api client: %w", err)
 	}
 	// The node's gateway: management ports per VPN, forwarding and the isolation guard.
-	if err := gateway.EnsureNetfilter(o.serviceCIDRs, o.controlPlane...); err != nil {
+	if err := gateway.EnsureNetfilter(gateway.Filter{ServiceCIDRs: o.serviceCIDRs, ControlPlane: o.controlPlane}); err != nil {
 		return nil, err
 	}
 	nodeNets := vpn.NewNodeNetworks(mgr.GetCache(), direct, o.nodeName, o.mtu, log.WithName("vpn-node"))
@@ -100,6 +100,9 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	gr := &gateway.Reconciler{Cache: mgr.GetCache(), API: direct, Networks: nodeNets, Gateway: gw, Node: o.nodeName,
 		Log: log.WithName("gateway")}
 	if err := gr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := (&gateway.NodeGuard{Cache: mgr.GetCache(), Gateway: gw, Log: log.WithName("node-guard")}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	shr := &vpn.SharedServiceReconciler{Cache: mgr.GetCache(), Networks: nodeNets, Gateway: gw, DNS: o.dnsService,

@@ -20,11 +20,11 @@ func TestControlPlaneReachesPods(t *testing.T) {
 	g.ip(g.world, "route", "add", "10.1.0.0/24", "via", "198.18.0.1")
 	g.echo(g.pod, "10.1.0.5:5300")
 
-	g.table(nil)
+	g.table(Filter{})
 	if g.answered(g.world, "203.0.113.10", "10.1.0.5:5300") {
 		t.Fatal("without control-plane CIDRs nothing may enter a pod from the node network")
 	}
-	g.table(nil, netip.MustParsePrefix("203.0.113.10/32"))
+	g.table(Filter{ControlPlane: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32")}})
 	if !g.answered(g.world, "203.0.113.10", "10.1.0.5:5300") {
 		t.Fatal("the API server does not reach the node's pod")
 	}

@@ -76,6 +76,10 @@ type Gateway struct {
 	// shared is what SetShared last wrote (normalised); sharedWritten says it did.
 	shared        []SharedService
 	sharedWritten bool
+	// nodes and apiServers are what SetNodes last wrote; nodesWritten says it did.
+	nodes        []netip.Addr
+	apiServers   []netip.AddrPort
+	nodesWritten bool
 }
 
 // New returns a Gateway; vs, nb and store are usually *ovs.VSwitch, *ovs.Northbound and

@@ -15,19 +15,34 @@ import (
 // TableName is the nftables table (family ip) the gateway owns in the node netns.
 const TableName = "sdncni"
 
+// Filter is what table sdncni guards besides the shared Services.
+type Filter struct {
+	// ServiceCIDRs are the cluster's ClusterIP ranges: pods' packets to them that no
+	// shared Service DNATed are dropped at the node instead of leaving it.
+	ServiceCIDRs []netip.Prefix
+	// ControlPlane are the API servers' addresses: connections from them, arriving from
+	// the node network, may enter this node's pods.
+	ControlPlane []netip.Prefix
+	// APIServers are the API server endpoints (the default/kubernetes EndpointSlice):
+	// the only node-side addresses a pod may open connections to.
+	APIServers []netip.AddrPort
+	// Nodes are the cluster's node addresses: pods open no connection to them (nor to
+	// this node, whatever its addresses).
+	Nodes []netip.Addr
+}
+
 // EnsureNetfilter turns on IPv4 forwarding in the node netns and writes table sdncni
-// (with no shared Services; serviceCIDRs are the cluster's ClusterIP ranges) if it does
-// not exist. An existing table is left alone: it may hold the shared Services of a
-// controller that ran before, and Gateway.SetShared rewrites it whole once the node role
-// has read them, so a restart does not cut DNS.
-func EnsureNetfilter(serviceCIDRs []netip.Prefix, controlPlane ...netip.Prefix) error {
+// (with no shared Services) if it does not exist. An existing table is left alone: it
+// may hold the shared Services of a controller that ran before, and Gateway.SetShared
+// rewrites it whole once the node role has read them, so a restart does not cut DNS.
+func EnsureNetfilter(f Filter) error {
 	if err := setSysctl("net/ipv4/ip_forward", "1"); err != nil {
 		return err
 	}
 	if ok, err := tableExists(); err != nil || ok {
 		return err
 	}
-	return writeNetfilter(nil, serviceCIDRs, controlPlane)
+	return writeNetfilter(nil, f)
 }
 
 // tableExists reports whether table sdncni exists in the current netns.
@@ -63,13 +78,22 @@ func tableExists() (bool, error) {
 //	  numgen random mod n == 0 [mark set M] dnat to endpoint 1   # kube-proxy's choice:
 //	  numgen random mod n-1 == 0 [mark set M] dnat to endpoint 2 # 1/n, 1/(n-1), …, 1
 //	  [mark set M] dnat to endpoint n                            # (drop with none)
+//	set nodes { type ipv4_addr }                          # Filter.Nodes
 //	chain input (filter, hook input, policy accept)
 //	  ct direction original ct mark & 0xffff0000 == 0x5dc00000 drop # an endpoint is never the node
+//	  iifname "sdnm*" ct state established,related accept # replies to the node's connections
+//	  iifname "sdnm*" ip daddr A tcp dport P accept        # per API server endpoint
+//	  iifname "sdnm*" drop                                 # a pod opens nothing on its node
+//	chain output (filter, hook output, policy accept)
+//	  oifname "sdnm*" icmp type 3 icmp code != 4 drop      # no error of the node's reaches
+//	  oifname "sdnm*" icmp type { 5, 11, 12 } drop         # a pod (frag-needed still does)
 //	chain forward  (filter, hook forward, policy accept)
 //	  ct mark & 0xffff0000 == 0x5dc00000 accept           # a shared-Service connection
 //	  iifname "sdnm*" ip daddr <service CIDR> drop         # a ClusterIP nobody DNATed stays here
 //	  iifname "sdnm*" oifname "sdnm*" drop                 # never from one VPN into another
 //	  oifname "sdnm*" ct state established,related accept # replies to node and pod connections
+//	  iifname "sdnm*" ip daddr A tcp dport P accept        # per API server endpoint
+//	  iifname "sdnm*" ip daddr @nodes ct state != established,related drop # nor on other nodes
 //	  iifname != "sdnm*" oifname "sdnm*" ct status dnat accept # a hostPort (portmap's DNAT)
 //	  iifname != "sdnm*" ip saddr <control plane> oifname "sdnm*" accept # API server → pod
 //	  oifname "sdnm*" drop                                 # nothing else enters a VPN via the node
@@ -89,7 +113,16 @@ func tableExists() (bool, error) {
 // the cluster's root of trust (it can exec into any pod), so this opens nothing to a
 // tenant: a pod's packets never carry those source addresses (port security), and they
 // arrive from the node network, never from a management port.
-func writeNetfilter(shared []SharedService, serviceCIDRs, controlPlane []netip.Prefix) error {
+//
+// Pods reach no node: not their own (input from a management port: replies only, and
+// the API servers where one runs on this node) and not the others (Filter.Nodes), so no
+// tenant talks to the kubelet, OVSDB or OVN's databases of any node; the API servers
+// they reach at their endpoints only. Nor does any error the node generates reach a
+// pod (ICMP unreachable, redirect, time exceeded, parameter problem would tell a tenant
+// which addresses its node routes and the management addresses): the node is not a hop
+// a tenant can see, except "fragmentation needed", which path MTU discovery needs.
+func writeNetfilter(shared []SharedService, f Filter) error {
+	serviceCIDRs, controlPlane := f.ServiceCIDRs, f.ControlPlane
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -113,8 +146,21 @@ func writeNetfilter(shared []SharedService, serviceCIDRs, controlPlane []netip.P
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
 	in := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	out := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	nodes := &nftables.Set{Table: t, Name: "nodes", KeyType: nftables.TypeIPAddr}
+	var elems []nftables.SetElement
+	for _, a := range f.Nodes {
+		if a.Is4() {
+			b := a.As4()
+			elems = append(elems, nftables.SetElement{Key: b[:]})
+		}
+	}
+	if err := c.AddSet(nodes, elems); err != nil {
+		return fmt.Errorf("nftables set nodes: %w", err)
+	}
 	nat := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
 	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
@@ -168,7 +214,26 @@ func writeNetfilter(shared []SharedService, serviceCIDRs, controlPlane []netip.P
 			}
 		}
 	}
+	fromPod := ifPrefix(expr.MetaKeyIIFNAME, true)
+	toAPI := func(ch *nftables.Chain) {
+		for _, a := range f.APIServers {
+			if a.Addr().Is4() {
+				rule(ch, fromPod, daddrIn(netip.PrefixFrom(a.Addr(), 32)), tcpDport(a.Port()), acc)
+			}
+		}
+	}
 	rule(in, ctOriginal(), ctMarkShared(), drop)
+	rule(in, fromPod, ctReply(), acc)
+	toAPI(in)
+	rule(in, fromPod, drop)
+	toPod := ifPrefix(expr.MetaKeyOIFNAME, true)
+	rule(out, toPod, icmpType(3), []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 1, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{4}}, // fragmentation needed
+	}, drop)
+	for _, typ := range []byte{5, 11, 12} { // redirect, time exceeded, parameter problem
+		rule(out, toPod, icmpType(typ), drop)
+	}
 	rule(fwd, ctMarkShared(), acc)
 	for _, p := range serviceCIDRs {
 		if p.IsValid() && p.Addr().Is4() {
@@ -177,6 +242,11 @@ func writeNetfilter(shared []SharedService, serviceCIDRs, controlPlane []netip.P
 	}
 	rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, true), ifPrefix(expr.MetaKeyOIFNAME, true), drop)
 	rule(fwd, ifPrefix(expr.MetaKeyOIFNAME, true), ctReply(), acc)
+	toAPI(fwd)
+	rule(fwd, fromPod, []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: nodes.Name, SetID: nodes.ID},
+	}, ctNotReply(), drop)
 	rule(fwd, ifPrefix(expr.MetaKeyIIFNAME, false), ifPrefix(expr.MetaKeyOIFNAME, true), ctDNAT(), acc)
 	for _, p := range controlPlane {
 		if p.IsValid() && p.Addr().Is4() {
@@ -227,6 +297,33 @@ func ctReply() []expr.Any {
 			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
 			Xor:  binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
+}
+
+// ctNotReply matches ct state new, invalid and untracked: not established, not related.
+func ctNotReply() []expr.Any {
+	m := ctReply()
+	m[len(m)-1] = &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)}
+	return m
+}
+
+// icmpType matches ICMP packets of type typ.
+func icmpType(typ byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}},
+	}
+}
+
+// tcpDport matches TCP packets to port.
+func tcpDport(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
 	}
 }
 

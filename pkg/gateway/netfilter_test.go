@@ -14,7 +14,7 @@ import (
 )
 
 // TestNetfilterIdempotent: in a fresh netns, EnsureNetfilter twice leaves one table with
-// its seven chains and ten rules (no shared Services, one service CIDR); DeleteNetfilter removes it, twice without error.
+// its eight chains and 18 rules (no shared Services, one service CIDR); DeleteNetfilter removes it, twice without error.
 func TestNetfilterIdempotent(t *testing.T) {
 	testenv.RequireRoot(t)
 	runtime.LockOSThread()
@@ -24,7 +24,7 @@ func TestNetfilterIdempotent(t *testing.T) {
 	t.Cleanup(func() { _ = n.Close(); _ = testutils.UnmountNS(n) })
 	require.NoError(t, n.Do(func(ns.NetNS) error {
 		for range 2 {
-			if err := EnsureNetfilter([]netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")}); err != nil {
+			if err := EnsureNetfilter(Filter{ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")}}); err != nil {
 				return err
 			}
 		}
@@ -43,8 +43,8 @@ func TestNetfilterIdempotent(t *testing.T) {
 			require.NoError(t, err)
 			rules += len(rs)
 		}
-		require.ElementsMatch(t, []string{"mark", "mark-out", "dnat", "dnat-out", "input", "forward", "postrouting"}, names)
-		require.Equal(t, 11, rules)
+		require.ElementsMatch(t, []string{"mark", "mark-out", "dnat", "dnat-out", "input", "output", "forward", "postrouting"}, names)
+		require.Equal(t, 18, rules)
 		require.NoError(t, DeleteNetfilter())
 		require.NoError(t, DeleteNetfilter())
 		tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)

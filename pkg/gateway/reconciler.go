@@ -8,10 +8,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
@@ -108,4 +113,95 @@ func (r *Reconciler) blocks(ctx context.Context, vpn string) ([]netip.Prefix, er
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr().Less(out[j].Addr()) })
 	return out, nil
+}
+
+// NodeGuard runs on every node (no leader election) and keeps the gateway's node guard
+// (Gateway.SetNodes) in step with the cluster: the addresses of every Node and the API
+// servers' endpoints (the EndpointSlices of default/kubernetes).
+type NodeGuard struct {
+	Cache   client.Reader // informer cache: Nodes, EndpointSlices
+	Gateway *Gateway
+	Log     logr.Logger
+}
+
+// nodeGuardKey is the one request every event maps to: the guard is computed whole.
+var nodeGuardKey = reconcile.Request{NamespacedName: client.ObjectKey{Name: "node-guard"}}
+
+// SetupWithManager registers the guard for Nodes and the API server's EndpointSlices.
+func (r *NodeGuard) SetupWithManager(mgr ctrl.Manager) error {
+	no := false
+	one := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{nodeGuardKey}
+	})
+	api := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return o.GetNamespace() == metav1.NamespaceDefault && o.GetLabels()[discoveryv1.LabelServiceName] == "kubernetes"
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("node-guard").
+		Watches(&corev1.Node{}, one).
+		Watches(&discoveryv1.EndpointSlice{}, one, builder.WithPredicates(api)).
+		WithOptions(controller.Options{NeedLeaderElection: &no}).
+		Complete(r)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *NodeGuard) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	var nodes corev1.NodeList
+	if err := r.Cache.List(ctx, &nodes); err != nil {
+		return ctrl.Result{}, fmt.Errorf("list nodes: %w", err)
+	}
+	var eps discoveryv1.EndpointSliceList
+	if err := r.Cache.List(ctx, &eps, client.InNamespace(metav1.NamespaceDefault),
+		client.MatchingLabels{discoveryv1.LabelServiceName: "kubernetes"}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("list the API server's endpoints: %w", err)
+	}
+	addrs, api := NodeAddresses(nodes.Items), APIEndpoints(eps.Items)
+	if err := r.Gateway.SetNodes(ctx, addrs, api); err != nil {
+		r.Log.Error(err, "node guard", "nodes", len(addrs))
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// NodeAddresses returns the IPv4 InternalIP and ExternalIP addresses of nodes.
+func NodeAddresses(nodes []corev1.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range nodes {
+		for _, a := range n.Status.Addresses {
+			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+				continue
+			}
+			if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Is4() {
+				out = append(out, ip)
+			}
+		}
+	}
+	return out
+}
+
+// APIEndpoints returns the TCP endpoints (IPv4 address and port) of the API server's
+// EndpointSlices that are not marked not-ready.
+func APIEndpoints(slices []discoveryv1.EndpointSlice) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range slices {
+		if s.AddressType != discoveryv1.AddressTypeIPv4 {
+			continue
+		}
+		for _, p := range s.Ports {
+			if p.Port == nil || (p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) {
+				continue
+			}
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+					continue
+				}
+				for _, a := range e.Addresses {
+					if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
+						out = append(out, netip.AddrPortFrom(ip, uint16(*p.Port)))
+					}
+				}
+			}
+		}
+	}
+	return out
 }

@@ -25,9 +25,9 @@ func TestServiceCIDRStaysOnNode(t *testing.T) {
 	g.echo(g.world, "10.96.0.10:5300")
 	g.echo(g.world, "198.18.0.2:5300")
 
-	g.table(nil)
+	g.table(Filter{})
 	require.True(t, g.answered(g.pod, "", "10.96.0.10:5300"), "control: without a service CIDR the node forwards the ClusterIP out")
-	g.table([]netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")})
+	g.table(Filter{ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")}})
 	require.False(t, g.answered(g.pod, "", "10.96.0.10:5300"), "a ClusterIP nobody DNATed must not leave the node")
 	require.True(t, g.answered(g.pod, "", "198.18.0.2:5300"), "egress is untouched")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -41,7 +42,7 @@ func (g *Gateway) SetShared(ctx context.Context, services []SharedService) error
 	if exists && g.sharedWritten && reflect.DeepEqual(ok, g.shared) {
 		return errors.Join(errs...)
 	}
-	if err := writeNetfilter(ok, g.cfg.ServiceCIDRs, g.cfg.ControlPlaneCIDRs); err != nil {
+	if err := writeNetfilter(ok, g.filter()); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	old := g.shared
@@ -55,6 +56,43 @@ func (g *Gateway) SetShared(ctx context.Context, services []SharedService) error
 		g.log.V(1).Info("removed conntrack entries of gone shared endpoints", "entries", n)
 	}
 	return errors.Join(errs...)
+}
+
+// SetNodes makes the cluster's node addresses (nodes) and the API server endpoints (api)
+// those of table sdncni: pods open no connection to a node, and reach the API servers at
+// their endpoints only (see writeNetfilter). The table is rewritten, shared Services
+// kept, when either changed or the table is gone.
+func (g *Gateway) SetNodes(ctx context.Context, nodes []netip.Addr, api []netip.AddrPort) error {
+	nodes = slices.Clone(nodes)
+	slices.SortFunc(nodes, func(a, b netip.Addr) int { return a.Compare(b) })
+	nodes = slices.Compact(nodes)
+	api = slices.Clone(api)
+	slices.SortFunc(api, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	api = slices.Compact(api)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	exists, err := tableExists()
+	if err != nil {
+		return err
+	}
+	if exists && g.nodesWritten && slices.Equal(nodes, g.nodes) && slices.Equal(api, g.apiServers) {
+		return nil
+	}
+	old, oldAPI := g.nodes, g.apiServers
+	g.nodes, g.apiServers = nodes, api
+	if err := writeNetfilter(g.shared, g.filter()); err != nil {
+		g.nodes, g.apiServers = old, oldAPI
+		return err
+	}
+	g.nodesWritten = true
+	g.log.V(1).Info("node guard written", "nodes", len(nodes), "apiServers", api)
+	return nil
+}
+
+// filter is what table sdncni guards now; g.mu held.
+func (g *Gateway) filter() Filter {
+	return Filter{ServiceCIDRs: g.cfg.ServiceCIDRs, ControlPlane: g.cfg.ControlPlaneCIDRs,
+		APIServers: g.apiServers, Nodes: g.nodes}
 }
 
 // syncRules keeps, in the node netns, one rule "fwmark M lookup M" (priority 1000) per

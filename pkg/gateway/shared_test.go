@@ -114,7 +114,7 @@ func TestSetSharedRulesAndTable(t *testing.T) {
 			require.NoError(t, g.SetShared(ctx, []SharedService{a, b}))
 		}
 		got := chainRules()
-		require.Equal(t, map[string]int{"mark": 1, "mark-out": 1, "dnat": 2, "dnat-out": 2, "input": 1, "forward": 5, "postrouting": 2,
+		require.Equal(t, map[string]int{"mark": 1, "mark-out": 1, "dnat": 2, "dnat-out": 2, "input": 3, "output": 4, "forward": 6, "postrouting": 2,
 			a.chainName(a.Ports[0]): 3, b.chainName(b.Ports[0]): 1}, got)
 		// The first endpoint's rule, decoded: numgen random mod 3 == 0, mark 0x5dc00007 to
 		// packet and conntrack, DNAT to 10.1.0.5:5353 (address as is, port big-endian).
@@ -166,12 +166,12 @@ func TestSetSharedRulesAndTable(t *testing.T) {
 		// b stops being shared; an invalid service is reported and left out.
 		bad := sharedFixture(0, "10.96.0.30:53")
 		require.Error(t, g.SetShared(ctx, []SharedService{a, bad}))
-		require.Len(t, chainRules(), 8)
+		require.Len(t, chainRules(), 9)
 		require.Len(t, ours(), 2)
 
 		// A restarting controller keeps the table it finds.
-		require.NoError(t, EnsureNetfilter(nil))
-		require.Len(t, chainRules(), 8)
+		require.NoError(t, EnsureNetfilter(Filter{}))
+		require.Len(t, chainRules(), 9)
 
 		require.NoError(t, DeleteNetfilter())
 		require.NoError(t, DeleteRules())

@@ -108,13 +108,13 @@ func (g *gwTopo) answered(n ns.NetNS, src, dst string) bool {
 	return ok
 }
 
-// table rewrites the node's table sdncni with serviceCIDRs and controlPlane.
-func (g *gwTopo) table(serviceCIDRs []netip.Prefix, controlPlane ...netip.Prefix) {
+// table rewrites the node's table sdncni with f.
+func (g *gwTopo) table(f Filter) {
 	g.t.Helper()
 	require.NoError(g.t, g.node.Do(func(ns.NetNS) error {
 		if err := DeleteNetfilter(); err != nil {
 			return err
 		}
-		return EnsureNetfilter(serviceCIDRs, controlPlane...)
+		return EnsureNetfilter(f)
 	}))
 }

@@ -251,7 +251,7 @@ func TestGatewayNodeToPodAndEgress(t *testing.T) {
 		inNetNS(t, o.NetNSPath, gateway.DeleteNetfilter)
 		send()
 		got := arrived()
-		inNetNS(t, o.NetNSPath, func() error { return gateway.EnsureNetfilter(nil) })
+		inNetNS(t, o.NetNSPath, func() error { return gateway.EnsureNetfilter(gateway.Filter{}) })
 		require.NotZero(t, got, "control: without table sdncni the node would forward a1 → b1")
 		send()
 		require.Equal(t, got, arrived(), "guard restored")
