@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/sdncni/sdncni/internal/version"
 	"github.com/sdncni/sdncni/pkg/cniapi"
+	"github.com/sdncni/sdncni/pkg/cniserver"
 )
 
 type options struct {
@@ -39,6 +41,7 @@ type options struct {
 	dnsService      string
 	serviceCIDRs    []netip.Prefix
 	controlPlane    []netip.Prefix
+	netnsDirs       []string
 
 	// Tunnel topology (topology.go). mtu 0 means auto.
 	allocRange      netip.Prefix
@@ -50,7 +53,7 @@ func parseFlags(args []string) (*options, error) {
 	host, _ := os.Hostname()
 	o := &options{}
 	fs := flag.NewFlagSet("sdncni-controller", flag.ContinueOnError)
-	var cidr, gw, allocRange, serviceCIDRs, controlPlane string
+	var cidr, gw, allocRange, serviceCIDRs, controlPlane, netnsDirs string
 	var showVersion bool
 	fs.StringVar(&o.socket, "socket", cniapi.DefaultSocket, "unix socket the CNI binary talks to")
 	fs.StringVar(&o.ovsDB, "ovs-db", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch database endpoint")
@@ -80,6 +83,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.dnsService, "dns-service", "kube-system/kube-dns", "namespace/name of the cluster DNS Service, which pods of every VPN reach (empty: none; --kubeconfig mode)")
 	fs.StringVar(&serviceCIDRs, "service-cidr", "10.96.0.0/12", "the cluster's ClusterIP range(s), comma-separated: pods' packets to them that no shared Service takes are dropped at the node (empty: none; --kubeconfig mode)")
 	fs.StringVar(&controlPlane, "control-plane-cidrs", "", "addresses of the API servers, comma-separated CIDRs: connections from them, arriving from the node network, may reach this node's pods (pods/proxy, webhooks); empty: none (--kubeconfig mode)")
+	fs.StringVar(&netnsDirs, "netns-dirs", strings.Join(cniserver.DefaultNetnsPrefixes, ","), "directories, comma-separated, where the runtime puts pods' network namespaces: ADD and CHECK refuse a CNI_NETNS elsewhere (except /proc/<pid>/ns/net, pid ≠ 1) and the node's own namespace always")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -99,6 +103,18 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.controlPlane, err = parseCIDRs("--control-plane-cidrs", controlPlane); err != nil {
 		return nil, err
+	}
+	for _, d := range strings.Split(netnsDirs, ",") {
+		if d = strings.TrimSpace(d); d == "" {
+			continue
+		}
+		if !filepath.IsAbs(d) || d == "/" {
+			return nil, fmt.Errorf("--netns-dirs %q: want absolute directories other than /, comma-separated", netnsDirs)
+		}
+		o.netnsDirs = append(o.netnsDirs, d)
+	}
+	if len(o.netnsDirs) == 0 {
+		return nil, fmt.Errorf("--netns-dirs is empty: no pod could be added")
 	}
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {

@@ -116,7 +116,8 @@ func run(ctx context.Context, o *options) error {
 		defer stopMetrics()
 	}
 
-	srv := cniserver.New(mgr, statusFunc(vs, nb), o.reqTimeout, log.WithName("cni"))
+	srv := cniserver.New(mgr, statusFunc(vs, nb), o.reqTimeout, log.WithName("cni"),
+		cniserver.WithNetnsPrefixes(o.netnsDirs))
 	l, err := cniserver.Listen(o.socket)
 	if err != nil {
 		return err

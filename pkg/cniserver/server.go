@@ -41,15 +41,36 @@ type Server struct {
 	log     logr.Logger
 	timeout time.Duration
 	http    *http.Server
+
+	netns       netnsPolicy
+	maxBody     int64
+	readTimeout time.Duration
+	maxInFlight int
+	queueWait   time.Duration
+	limit       *limiter
 }
 
 // New returns a server; timeout bounds one request (the shim has its own bound too).
-func New(mgr Manager, status StatusFunc, timeout time.Duration, log logr.Logger) *Server {
-	s := &Server{mgr: mgr, status: status, log: log, timeout: timeout}
+// Without options it accepts CNI_NETNS under DefaultNetnsPrefixes and applies the
+// Default… bounds.
+func New(mgr Manager, status StatusFunc, timeout time.Duration, log logr.Logger, opts ...Option) *Server {
+	s := &Server{mgr: mgr, status: status, log: log, timeout: timeout,
+		netns: newNetnsPolicy(DefaultNetnsPrefixes), maxBody: DefaultMaxBody, readTimeout: DefaultReadTimeout,
+		maxInFlight: DefaultMaxInFlight, queueWait: DefaultQueueWait}
+	for _, o := range opts {
+		o(s)
+	}
+	s.limit = newLimiter(s.maxInFlight, s.queueWait)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+cniapi.PathCNI, s.handleCNI)
 	mux.HandleFunc("POST "+cniapi.PathStatus, s.handleStatus)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: mux,
+		ReadHeaderTimeout: s.readTimeout,
+		ReadTimeout:       s.readTimeout,
+		// The handler's time counts: a request may wait for a slot, then run for timeout.
+		WriteTimeout: s.readTimeout + s.queueWait + timeout + 5*time.Second,
+		IdleTimeout:  s.readTimeout,
+	}
 	return s
 }
 
@@ -98,10 +119,16 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCNI(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
-	defer cancel()
 	var req cniapi.Request
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		resp := &cniapi.Response{Error: types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("request too large: over %d bytes", tooBig.Limit),
+			"the network configuration and CNI_ARGS of one command must fit in the limit")}
+		s.log.Info("cni request refused", "code", resp.Error.Code, "msg", resp.Error.Msg)
+		writeJSON(w, resp)
+		return
+	}
 	if err == nil {
 		err = json.Unmarshal(body, &req)
 	}
@@ -110,7 +137,16 @@ func (s *Server) handleCNI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	resp := s.dispatch(ctx, &req)
+	var resp *cniapi.Response
+	release, terr := s.limit.acquire(r.Context(), req.Command)
+	if terr != nil {
+		resp = &cniapi.Response{Error: terr}
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+		resp = s.dispatch(ctx, &req)
+		cancel()
+		release()
+	}
 	log := s.log.WithValues("cmd", req.Command, "containerID", req.ContainerID, "ifname", req.IfName,
 		"netns", req.Netns, "duration", time.Since(start).Round(time.Microsecond))
 	if resp.Error != nil {
@@ -134,6 +170,9 @@ func (s *Server) dispatch(ctx context.Context, req *cniapi.Request) *cniapi.Resp
 	}
 	ar, terr := attachRequest(req)
 	if terr != nil {
+		return &cniapi.Response{Error: terr}
+	}
+	if terr := s.checkNetns(req.Command, &ar); terr != nil {
 		return &cniapi.Response{Error: terr}
 	}
 	switch req.Command {
@@ -160,6 +199,25 @@ func (s *Server) dispatch(ctx context.Context, req *cniapi.Request) *cniapi.Resp
 			fmt.Sprintf("unknown CNI_COMMAND %q", req.Command), "")}
 	}
 	return &cniapi.Response{}
+}
+
+// checkNetns refuses ADD and CHECK whose CNI_NETNS the policy does not allow (code 4).
+// DEL never enters the namespace and must succeed when it is gone or bogus (the spec's
+// best effort): it forgets the path and goes on cleaning up by container ID and ifname.
+func (s *Server) checkNetns(cmd string, ar *attach.Request) *types.Error {
+	if ar.Netns == "" || (cmd != "ADD" && cmd != "CHECK" && cmd != "DEL") {
+		return nil // attachRequest required it where it is needed; unknown commands fail later
+	}
+	err := s.netns.check(ar.Netns)
+	if err == nil {
+		return nil
+	}
+	if cmd == "DEL" {
+		s.log.V(1).Info("DEL: ignoring CNI_NETNS", "containerID", ar.ContainerID, "reason", err.Error())
+		ar.Netns = ""
+		return nil
+	}
+	return types.NewError(types.ErrInvalidEnvironmentVariables, "invalid CNI_NETNS", err.Error())
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
