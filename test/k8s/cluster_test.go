@@ -110,6 +110,28 @@ func TestRealCluster(t *testing.T) {
 			require.Equal(t, "TIMEOUT", k.connect(b, pods[b][0].name, to.ip), "%s → %s/%s", b, a, to.name)
 		}
 	})
+	t.Run("pods reach no node", func(t *testing.T) {
+		// Issue 12, item 1: no tenant pod opens a connection to a node — not the kubelet,
+		// not OVN's databases (NB 6641 and SB 6642 on the first node) — from either node.
+		k := k.on(t)
+		ips := strings.Fields(k.kubectl("get", "nodes", "-o", `jsonpath={.items[*].status.addresses[?(@.type=="InternalIP")].address}`))
+		require.Len(t, ips, len(c.Nodes))
+		for _, tn := range tenants {
+			seen := map[string]bool{}
+			for _, p := range pods[tn.ns] {
+				if seen[p.node] {
+					continue
+				}
+				seen[p.node] = true
+				for _, ip := range ips {
+					for _, port := range []string{"10250", "6641", "6642"} {
+						require.Equal(t, "TIMEOUT", k.connectTo(tn.ns, p.name, ip+":"+port),
+							"%s/%s on %s → node %s:%s", tn.ns, p.name, p.node, ip, port)
+					}
+				}
+			}
+		}
+	})
 	t.Run("cluster DNS in every VPN", func(t *testing.T) {
 		k := k.on(t)
 		for _, tn := range tenants {

@@ -104,7 +104,13 @@ func (k *kube) listPods(args ...string) []pod {
 // or what failed: "TIMEOUT", "REFUSED", "OTHER: …" (agnhost's own words).
 func (k *kube) connect(ns, from, ip string) string {
 	k.t.Helper()
-	out, err := k.c.Kubectl(k.ctx, "-n", ns, "exec", from, "--", "/agnhost", "connect", "--timeout=3s", ip+":8080")
+	return k.connectTo(ns, from, ip+":8080")
+}
+
+// connectTo is connect to any address and port.
+func (k *kube) connectTo(ns, from, hostPort string) string {
+	k.t.Helper()
+	out, err := k.c.Kubectl(k.ctx, "-n", ns, "exec", from, "--", "/agnhost", "connect", "--timeout=3s", hostPort)
 	if err == nil {
 		return ""
 	}
