@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -109,7 +110,7 @@ func run(ctx context.Context, o *options) error {
 	log.Info("reconciled", "kept", rep.Kept, "removed", rep.Removed)
 
 	if o.metricsAddr != "" {
-		stopMetrics, err := serveMetrics(o.metricsAddr, dp, log)
+		stopMetrics, err := serveMetrics(o.metricsAddr, dp, statusFunc(vs, nb), log)
 		if err != nil {
 			return err
 		}
@@ -155,7 +156,9 @@ func statusFunc(vs *ovs.VSwitch, nb *ovs.Northbound) cniserver.StatusFunc {
 	}
 }
 
-func serveMetrics(addr string, dp *datapath.Datapath, log logr.Logger) (func(), error) {
+// serveMetrics serves /metrics, and the probes: /healthz (the process serves) and
+// /readyz (ready answers 200 when the node can serve ADD, 503 with the reason if not).
+func serveMetrics(addr string, dp *datapath.Datapath, ready cniserver.StatusFunc, log logr.Logger) (func(), error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		metrics.NewDatapathCollector(dp))
@@ -165,7 +168,17 @@ func serveMetrics(addr string, dp *datapath.Datapath, log logr.Logger) (func(), 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() { _ = hs.Serve(l) }()
 	log.Info("serving metrics", "addr", l.Addr().String())
 	return func() { _ = hs.Close() }, nil
