@@ -41,6 +41,7 @@ type fastPath interface {
 	Detach(ctx context.Context, ep datapath.Endpoint) error
 	Check(ctx context.Context, ep datapath.Endpoint) error
 	Endpoints(ctx context.Context) ([]datapath.Endpoint, error)
+	Sweep(ctx context.Context, live map[string]bool) (datapath.SweepReport, error)
 }
 
 var (

@@ -166,7 +166,10 @@ func (m *Manager) knownKeys(ctx context.Context) (map[Key]bool, error) {
 	return keys, nil
 }
 
-// sweep removes links and datapath endpoints of ours that belong to no kept attachment.
+// sweep removes links and datapath state of ours that belong to no kept attachment:
+// endpoints (programs, link pins and entries), host veths, and then every per-pod map
+// entry left without its attachment (a destination entry whose endpoint is gone, an OVS
+// port's entry whose pod entry is gone). What it removed from the maps is logged.
 func (m *Manager) sweep(ctx context.Context, keep map[Key]bool) error {
 	valid := map[string]bool{}
 	for k := range keep {
@@ -199,6 +202,14 @@ func (m *Manager) sweep(ctx context.Context, keep map[Key]bool) error {
 		if err := podnet.Teardown(ctx, l.Attrs().Name); err != nil {
 			errs = append(errs, fmt.Errorf("delete stale link %s: %w", l.Attrs().Name, err))
 		}
+	}
+	// Last: the links removed above leave their entries behind.
+	rep, err := m.deps.Datapath.Sweep(ctx, valid)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sweep datapath maps: %w", err))
+	}
+	if rep.Total() > 0 {
+		m.log.Info("swept stale datapath entries", "endpoints", rep.Endpoints, "destinations", rep.Destinations)
 	}
 	return errors.Join(errs...)
 }
