@@ -12,12 +12,14 @@ import (
 	"github.com/sdncni/sdncni/internal/version"
 	"github.com/sdncni/sdncni/pkg/cniapi"
 	"github.com/sdncni/sdncni/pkg/cniserver"
+	"github.com/sdncni/sdncni/pkg/ovs"
 )
 
 type options struct {
 	socket          string
 	ovsDB           string
 	nbDB            string
+	nbTLS           ovs.TLS
 	bridge          string
 	datapathType    string
 	network         string
@@ -57,7 +59,10 @@ func parseFlags(args []string) (*options, error) {
 	var showVersion bool
 	fs.StringVar(&o.socket, "socket", cniapi.DefaultSocket, "unix socket the CNI binary talks to")
 	fs.StringVar(&o.ovsDB, "ovs-db", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch database endpoint")
-	fs.StringVar(&o.nbDB, "nb-db", "unix:/var/run/ovn/ovnnb_db.sock", "OVN Northbound database endpoint")
+	fs.StringVar(&o.nbDB, "nb-db", "unix:/var/run/ovn/ovnnb_db.sock", "OVN Northbound database endpoint (ssl:HOST:PORT needs the --ovn-tls-* files)")
+	fs.StringVar(&o.nbTLS.Key, "ovn-tls-key", "", "private key (PEM) of this node's client certificate for ssl: OVN databases")
+	fs.StringVar(&o.nbTLS.Cert, "ovn-tls-cert", "", "this node's client certificate (PEM) for ssl: OVN databases")
+	fs.StringVar(&o.nbTLS.CA, "ovn-tls-ca", "", "CA certificates (PEM) that sign the OVN databases' server certificate")
 	fs.StringVar(&o.bridge, "bridge", "br-int", "OVS integration bridge")
 	fs.StringVar(&o.datapathType, "datapath-type", "netdev", "OVS datapath type of the bridge: netdev (userspace) or system (kernel module)")
 	fs.StringVar(&o.network, "network", "default", "name of the pod network")

@@ -53,7 +53,11 @@ func run(ctx context.Context, o *options) error {
 	if err := resolveTopology(startCtx, o, vs, log); err != nil {
 		return err
 	}
-	nb, err := ovs.NewNorthbound(startCtx, o.nbDB, log.WithName("nbdb"))
+	var nbOpts []ovs.ConnOption
+	if o.nbTLS.Enabled() {
+		nbOpts = append(nbOpts, ovs.WithTLS(o.nbTLS))
+	}
+	nb, err := ovs.NewNorthbound(startCtx, o.nbDB, log.WithName("nbdb"), nbOpts...)
 	if err != nil {
 		return fmt.Errorf("connect to ovn northbound: %w", err)
 	}

@@ -21,14 +21,37 @@ const (
 	pollEvery = 10 * time.Millisecond
 )
 
+// ConnOption changes how a database client connects.
+type ConnOption func(*connOptions)
+
+type connOptions struct{ tls TLS }
+
+// WithTLS connects over "ssl:" endpoints with t's key, certificate and CA.
+func WithTLS(t TLS) ConnOption { return func(o *connOptions) { o.tls = t } }
+
 // connect opens a client to endpoint with reconnection on, and monitors the given tables.
 func connect(ctx context.Context, endpoint string, dbModel model.ClientDBModel, log logr.Logger,
-	tables func(client.Client) []client.MonitorOption) (client.Client, error) {
-	c, err := client.NewOVSDBClient(dbModel,
+	tables func(client.Client) []client.MonitorOption, opts ...ConnOption) (client.Client, error) {
+	var co connOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	if err := checkEndpoint(endpoint, co.tls); err != nil {
+		return nil, err
+	}
+	copts := []client.Option{
 		client.WithEndpoint(endpoint),
 		client.WithReconnect(reconnectTimeout, &retryForever{}),
 		client.WithLogger(&log),
-	)
+	}
+	if co.tls.Enabled() {
+		cfg, err := co.tls.Config()
+		if err != nil {
+			return nil, err
+		}
+		copts = append(copts, client.WithTLSConfig(cfg))
+	}
+	c, err := client.NewOVSDBClient(dbModel, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("new client for %s: %w", endpoint, err)
 	}

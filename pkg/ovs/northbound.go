@@ -35,9 +35,9 @@ type Northbound struct {
 	netMu sync.Mutex
 }
 
-// NewNorthbound connects to the OVN Northbound database at endpoint; the client
-// reconnects by itself when the server restarts.
-func NewNorthbound(ctx context.Context, endpoint string, log logr.Logger) (*Northbound, error) {
+// NewNorthbound connects to the OVN Northbound database at endpoint ("ssl:" needs
+// WithTLS); the client reconnects by itself when the server restarts.
+func NewNorthbound(ctx context.Context, endpoint string, log logr.Logger, opts ...ConnOption) (*Northbound, error) {
 	dbModel, err := nb.FullDatabaseModel()
 	if err != nil {
 		return nil, fmt.Errorf("nb model: %w", err)
@@ -60,7 +60,7 @@ func NewNorthbound(ctx context.Context, endpoint string, log logr.Logger) (*Nort
 			client.WithTable(&lrp, &lrp.Name, &lrp.MAC, &lrp.Networks, &lrp.ExternalIDs),
 			client.WithTable(&lb, &lb.Name, &lb.Protocol, &lb.Vips, &lb.ExternalIDs),
 		}
-	})
+	}, opts...)
 	if err != nil {
 		return nil, err
 	}
