@@ -12,6 +12,16 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "pki" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		err := runPKI(ctx, os.Args[2:])
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sdncni-controller:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sdncni-controller:", err)
