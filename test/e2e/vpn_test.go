@@ -118,6 +118,12 @@ func serveUDPName(t *testing.T, p *pod) {
 // udpName sends a few datagrams from p to dst and returns the name that answered, or ""
 // when nothing did within the timeout.
 func udpName(p *pod, dst netip.Addr, timeout time.Duration) (string, error) {
+	return udpNameSized(p, dst, 3, timeout)
+}
+
+// udpNameSized is udpName with datagrams of size bytes (larger than the MTU: sent as IP
+// fragments).
+func udpNameSized(p *pod, dst netip.Addr, size int, timeout time.Duration) (string, error) {
 	c, err := dialFrom(p, "udp4", netip.AddrPortFrom(dst, udpPort).String(), time.Second)
 	if err != nil {
 		return "", err
@@ -125,8 +131,9 @@ func udpName(p *pod, dst netip.Addr, timeout time.Duration) (string, error) {
 	defer c.Close()
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 64)
+	msg := []byte(strings.Repeat("w", size))
 	for time.Now().Before(deadline) {
-		if _, err := c.Write([]byte("who")); err != nil {
+		if _, err := c.Write(msg); err != nil {
 			return "", err
 		}
 		_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
