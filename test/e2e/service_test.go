@@ -179,8 +179,7 @@ func TestServiceClusterIP(t *testing.T) {
 	}
 
 	// Datagrams larger than the MTU, sent as IP fragments straight to a backend's Service
-	// port, pass OVS's conntrack (the port is a Service endpoint, so both ways go through
-	// OVS; fragments are reassembled for conntrack by ipf and sent on as fragments).
+	// port, arrive (the backend's replies from that port pass OVS).
 	// Through the ClusterIP itself they are lost: OVN 23.03 matches its load-balancer flow
 	// on udp.dst, which a non-first fragment does not carry (docs/configuration.md,
 	// "Fragments on the userspace datapath").
