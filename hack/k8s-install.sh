@@ -115,8 +115,8 @@ patches:
     - {op: replace, path: /data/datapath-type, value: netdev}
     - {op: add, path: /data/api-server-host, value: "$api"}
     - {op: add, path: /data/api-server-port, value: "6443"}
-    - {op: add, path: /data/ovn-nb, value: "tcp:$central_ip:6641"}
-    - {op: add, path: /data/ovn-sb, value: "tcp:$central_ip:6642"}
+    - {op: add, path: /data/ovn-nb, value: "ssl:$central_ip:6641"}
+    - {op: add, path: /data/ovn-sb, value: "ssl:$central_ip:6642"}
     - {op: add, path: /data/control-plane-cidrs, value: "$api/32"}
 # The nodes have no upstream resolver (nothing outside this machine is reachable): cluster
 # names only, without CoreDNS's forward plugin, which refuses to start without upstreams.
