@@ -24,6 +24,14 @@ const (
 	ReasonBlocksExhausted   = "BlocksExhausted"
 	ReasonDeleting          = "Deleting"
 	ReasonAsExpected        = "AsExpected"
+	// ReasonNoID: the VPN could not be given an id (all are claimed, or the API failed).
+	ReasonNoID = "NoID"
+	// ReasonIDCorrected (event): status.vpnID named an id whose VPNID claim is another
+	// VPN's; the cluster role put back the VPN's own id.
+	ReasonIDCorrected = "IDCorrected"
+	// ReasonIDConflict (event, node log): a node saw two VPNs carry one id and serves
+	// only the one the id's VPNID claim names (or, not seen yet, the older).
+	ReasonIDConflict = "IDConflict"
 )
 
 // Finalizer holds a VPN until the controller has removed every OVN row it owned.

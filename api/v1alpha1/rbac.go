@@ -8,6 +8,7 @@ package v1alpha1
 // +kubebuilder:rbac:groups=sdncni.io,resources=virtualprivatenetworks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=sdncni.io,resources=virtualprivatenetworks/finalizers,verbs=update
 // +kubebuilder:rbac:groups=sdncni.io,resources=vpnblocks,verbs=get;list;watch;create;delete;deletecollection
+// +kubebuilder:rbac:groups=sdncni.io,resources=vpnids,verbs=get;list;watch;create;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=namespaces;pods;nodes;services,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch

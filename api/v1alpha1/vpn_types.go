@@ -109,7 +109,10 @@ type VirtualPrivateNetworkStatus struct {
 
 	// VPNID is the VPN's number, unique in the cluster and never reused while the VPN
 	// exists: the fast path keys its maps by it (so overlapping CIDRs of different VPNs
-	// never meet). Assigned by the cluster role; a VPN without one takes no pods yet.
+	// never meet). Assigned by the cluster role, which claims it first by creating the
+	// VPNID object of that number (named by the id, naming this VPN); a VPN without one
+	// takes no pods yet. The VPNID, not this field, says whose id it is: a value edited
+	// here to another VPN's id is put back by the cluster role and refused by the nodes.
 	//
 	// +optional
 	VPNID uint32 `json:"vpnID,omitempty"`

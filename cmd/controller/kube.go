@@ -53,7 +53,7 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
 	}
-	cr := &vpn.ClusterReconciler{Client: mgr.GetClient(), NB: nb, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
+	cr := &vpn.ClusterReconciler{Client: mgr.GetClient(), API: mgr.GetAPIReader(), NB: nb, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
 		DefaultMTU: o.mtu, Resync: 15 * time.Second, Log: log.WithName("vpn")}
 	if err := cr.SetupWithManager(mgr); err != nil {
 		return nil, err
@@ -62,7 +62,8 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err := sr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&vpn.FastPathReconciler{Client: mgr.GetClient(), Datapath: dp}).SetupWithManager(mgr); err != nil {
+	if err := (&vpn.FastPathReconciler{Client: mgr.GetClient(), Datapath: dp, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
+		Log: log.WithName("vpn-fastpath")}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	// An empty Service-endpoint map (a new node, an upgrade) would let same-node Service
@@ -125,6 +126,10 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	var warm v1alpha1.VPNBlockList
 	if err := mgr.GetCache().List(ctx, &warm); err != nil {
 		return nil, fmt.Errorf("start vpnblock informer: %w", err)
+	}
+	var warmIDs v1alpha1.VPNIDList
+	if err := mgr.GetCache().List(ctx, &warmIDs); err != nil {
+		return nil, fmt.Errorf("start vpnid informer: %w", err)
 	}
 	var vpns v1alpha1.VirtualPrivateNetworkList
 	if err := mgr.GetCache().List(ctx, &vpns); err != nil {

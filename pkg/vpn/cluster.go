@@ -32,10 +32,13 @@ type northbound interface {
 
 var _ northbound = (*ovs.Northbound)(nil)
 
-// ClusterReconciler is the cluster role. Run it under leader election with one worker:
-// it is the only writer of VPN ids.
+// ClusterReconciler is the cluster role. Run it under leader election. It assigns VPN
+// ids through VPNID claims (IDs), so even two of it at once cannot give one id twice.
 type ClusterReconciler struct {
-	Client   client.Client
+	Client client.Client
+	// API reads uncached (VPN id claims must not be judged from a lagging cache);
+	// mgr.GetAPIReader(). Nil: Client.
+	API      client.Reader
 	NB       northbound
 	Recorder record.EventRecorder
 	// DefaultMTU is reported in status when a VPN leaves spec.mtu out.
@@ -108,13 +111,20 @@ func (r *ClusterReconciler) realise(ctx context.Context, v *v1alpha1.VirtualPriv
 			fmt.Sprintf("cidr %s: only IPv4 is implemented", v.Spec.CIDR))
 		return ctrl.Result{}, nil
 	}
-	if st.VPNID == 0 {
-		id, err := r.nextID(ctx)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		st.VPNID = id
+	id, corrected, err := r.ids().Ensure(ctx, v)
+	if err != nil {
+		r.setCondition(v, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNoID, err.Error())
+		return ctrl.Result{}, fmt.Errorf("vpn id of %s: %w", v.Name, err)
 	}
+	if corrected {
+		msg := fmt.Sprintf("status.vpnID %d is not this VPN's (VPNID %s names another): restored to %d", st.VPNID,
+			v1alpha1.IDName(st.VPNID), id)
+		r.Log.Error(nil, "vpn id in status is not the vpn's own; corrected", "vpn", v.Name, "status", st.VPNID, "id", id)
+		if r.Recorder != nil {
+			r.Recorder.Event(v, corev1.EventTypeWarning, v1alpha1.ReasonIDCorrected, msg)
+		}
+	}
+	st.VPNID = id
 
 	gw := Gateway(cidr)
 	err = r.NB.EnsureNetwork(ctx, ovs.Network{Name: v.Name, Subnets: []netip.Prefix{cidr.Masked()},
@@ -193,6 +203,9 @@ func (r *ClusterReconciler) finalize(ctx context.Context, v *v1alpha1.VirtualPri
 	if err := r.Client.DeleteAllOf(ctx, &v1alpha1.VPNBlock{}, client.MatchingLabels{v1alpha1.LabelVPN: v.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("delete blocks of %s: %w", v.Name, err)
 	}
+	if err := r.ids().Release(ctx, v.Name); err != nil {
+		return ctrl.Result{}, err
+	}
 	controllerutil.RemoveFinalizer(v, v1alpha1.Finalizer)
 	if err := r.Client.Update(ctx, v); err != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)
@@ -201,18 +214,26 @@ func (r *ClusterReconciler) finalize(ctx context.Context, v *v1alpha1.VirtualPri
 	return ctrl.Result{}, nil
 }
 
-// nextID returns one more than the highest VPN id in use. The cluster role is the only
-// writer and runs one worker, so ids stay unique.
-func (r *ClusterReconciler) nextID(ctx context.Context) (uint32, error) {
-	var l v1alpha1.VirtualPrivateNetworkList
-	if err := r.Client.List(ctx, &l); err != nil {
-		return 0, fmt.Errorf("list vpns: %w", err)
+func (r *ClusterReconciler) ids() *IDs {
+	api := r.API
+	if api == nil {
+		api = r.Client
 	}
-	var hi uint32
-	for _, o := range l.Items {
-		hi = max(hi, o.Status.VPNID)
-	}
-	return hi + 1, nil
+	return &IDs{Cache: r.Client, API: apiClient{Reader: api, Client: r.Client}}
+}
+
+// apiClient reads through Reader (uncached) and writes through Client.
+type apiClient struct {
+	client.Reader
+	client.Client
+}
+
+func (c apiClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (c apiClient) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return c.Reader.List(ctx, list, opts...)
 }
 
 func (r *ClusterReconciler) claims(ctx context.Context) (Claims, error) {

@@ -14,6 +14,9 @@ var (
 	// ErrNotReady: the VPN exists but is not realised yet (no id, being deleted, or an
 	// unsupported address family).
 	ErrNotReady = fmt.Errorf("vpn not ready: %w", attach.ErrNetworkNotReady)
+	// ErrIDConflict: the VPN's status.vpnID is another VPN's (IDHolders); the node serves
+	// it no new pods until the cluster role has put its own id back (CNI code 11).
+	ErrIDConflict = fmt.Errorf("vpn id carried by another vpn: %w", ErrNotReady)
 	// ErrNoBlocks: every block of the VPN's CIDR is claimed.
 	ErrNoBlocks = errors.New("no free address block in the vpn")
 )

@@ -40,7 +40,8 @@ var (
 )
 
 // NewNodeNetworks returns the node role's view of the VPNs. cache must serve VPNs,
-// VPNBlocks and Namespaces; api is used to create VPNBlocks.
+// VPNBlocks, VPNIDs and Namespaces; api is used to create VPNBlocks. A VPN whose id
+// another VPN carries (IDHolders) is not served: no new pods, not in All or ByName.
 func NewNodeNetworks(cache client.Reader, api client.Client, node string, defaultMTU int, log logr.Logger) *NodeNetworks {
 	return &NodeNetworks{cache: cache, api: api, node: node, defaultMTU: defaultMTU, log: log}
 }
@@ -64,6 +65,9 @@ func (n *NodeNetworks) ForNamespace(ctx context.Context, namespace string) (atta
 		v := &vpns[i]
 		if !v.DeletionTimestamp.IsZero() {
 			return attach.Network{}, fmt.Errorf("%w: vpn %s is being deleted", ErrNotReady, owner)
+		}
+		if err := n.checkID(ctx, vpns, v); err != nil {
+			return attach.Network{}, err
 		}
 		net, err := n.network(ctx, v)
 		if err != nil {
@@ -109,29 +113,71 @@ func (n *NodeNetworks) network(ctx context.Context, v *v1alpha1.VirtualPrivateNe
 func (n *NodeNetworks) ByName(name string) (attach.Network, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var v v1alpha1.VirtualPrivateNetwork
-	if err := n.cache.Get(ctx, client.ObjectKey{Name: name}, &v); err != nil {
+	var vpns v1alpha1.VirtualPrivateNetworkList
+	if err := n.cache.List(ctx, &vpns); err != nil {
 		return attach.Network{}, false
 	}
-	net, err := n.network(ctx, &v)
-	return net, err == nil
+	for i := range vpns.Items {
+		if v := &vpns.Items[i]; v.Name == name {
+			if n.checkID(ctx, vpns.Items, v) != nil {
+				return attach.Network{}, false
+			}
+			net, err := n.network(ctx, v)
+			return net, err == nil
+		}
+	}
+	return attach.Network{}, false
 }
 
 // All implements attach.Networks: every realised VPN.
 func (n *NodeNetworks) All() []attach.Network {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var vpns v1alpha1.VirtualPrivateNetworkList
-	if err := n.cache.List(ctx, &vpns); err != nil {
+	vpns, ok, refused, err := readIDHolders(ctx, n.cache)
+	if err != nil {
 		return nil
 	}
+	n.reportRefused(refused)
 	var out []attach.Network
-	for i := range vpns.Items {
-		if net, err := n.network(ctx, &vpns.Items[i]); err == nil {
+	for i := range vpns {
+		if !ok[vpns[i].Name] {
+			continue
+		}
+		if net, err := n.network(ctx, &vpns[i]); err == nil {
 			out = append(out, net)
 		}
 	}
 	return out
+}
+
+// checkID returns (wrapped) ErrIDConflict when v's id is another VPN's (IDHolders over
+// vpns and the cached VPNID claims), and reports it.
+func (n *NodeNetworks) checkID(ctx context.Context, vpns []v1alpha1.VirtualPrivateNetwork, v *v1alpha1.VirtualPrivateNetwork) error {
+	if v.Status.VPNID == 0 {
+		return nil // network() says not ready
+	}
+	var claims v1alpha1.VPNIDList
+	if err := n.cache.List(ctx, &claims); err != nil {
+		return fmt.Errorf("list vpn ids: %w", err)
+	}
+	ok, refused := IDHolders(vpns, claims.Items)
+	if ok[v.Name] {
+		return nil
+	}
+	for _, r := range refused {
+		if r.VPN == v.Name {
+			n.reportRefused([]IDRefusal{r})
+			return fmt.Errorf("%w: %w", ErrIDConflict, r)
+		}
+	}
+	return fmt.Errorf("%w: vpn %s id %d", ErrIDConflict, v.Name, v.Status.VPNID)
+}
+
+func (n *NodeNetworks) reportRefused(refused []IDRefusal) {
+	for _, r := range refused {
+		n.log.Error(r, "not serving vpn: another vpn carries its id (two vpns keyed alike would share the fast path)",
+			"vpn", r.VPN, "id", r.ID, "holder", r.Holder, "reason", v1alpha1.ReasonIDConflict)
+	}
 }
 
 // Grow implements attach.Grower: it claims the first free block of net's CIDR for this

@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 )
@@ -23,6 +28,10 @@ type vpnSwitch interface {
 type FastPathReconciler struct {
 	Client   client.Client
 	Datapath vpnSwitch
+	// Recorder and Log report a VPN left unprogrammed because another VPN carries its
+	// id (IDHolders); both optional.
+	Recorder record.EventRecorder
+	Log      logr.Logger
 }
 
 // SetupWithManager registers the reconciler to run on every node.
@@ -31,6 +40,8 @@ func (r *FastPathReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("vpn-fastpath").
 		For(&v1alpha1.VirtualPrivateNetwork{}).
+		// Who holds an id can change with its claim alone (IDHolders).
+		Watches(&v1alpha1.VPNID{}, handler.EnqueueRequestsFromMapFunc(r.carriers)).
 		WithOptions(controller.Options{NeedLeaderElection: &no}).
 		Complete(r)
 }
@@ -44,9 +55,46 @@ func (r *FastPathReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if v.Status.VPNID == 0 {
 		return ctrl.Result{}, nil
 	}
+	_, ok, refused, err := readIDHolders(ctx, r.Client)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !ok[v.Name] {
+		for _, ref := range refused {
+			if ref.VPN != v.Name {
+				continue
+			}
+			r.Log.Error(ref, "not programming the fast path of vpn: another vpn carries its id", "vpn", v.Name,
+				"id", ref.ID, "holder", ref.Holder)
+			if r.Recorder != nil {
+				r.Recorder.Event(&v, corev1.EventTypeWarning, v1alpha1.ReasonIDConflict,
+					"node does not program this VPN: "+ref.Error())
+			}
+		}
+		return ctrl.Result{}, nil // a corrected status re-runs this
+	}
 	on := v.Spec.FastPath == nil || *v.Spec.FastPath
 	if err := r.Datapath.SetVPNFastPath(ctx, v.Status.VPNID, on); err != nil {
 		return ctrl.Result{}, fmt.Errorf("fast path of vpn %s: %w", v.Name, err)
 	}
 	return ctrl.Result{}, nil
+}
+
+// carriers maps a VPNID to the VPNs that carry its id.
+func (r *FastPathReconciler) carriers(ctx context.Context, o client.Object) []reconcile.Request {
+	c, ok := o.(*v1alpha1.VPNID)
+	if !ok {
+		return nil
+	}
+	var l v1alpha1.VirtualPrivateNetworkList
+	if err := r.Client.List(ctx, &l); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, v := range l.Items {
+		if v.Status.VPNID == uint32(c.Spec.ID) || v.Name == c.Spec.VPN {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKey{Name: v.Name}})
+		}
+	}
+	return reqs
 }
