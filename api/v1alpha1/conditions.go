@@ -37,8 +37,14 @@ const (
 // Finalizer holds a VPN until the controller has removed every OVN row it owned.
 const Finalizer = "sdncni.io/ovn-cleanup"
 
-// Labels the controller puts on objects it creates (VPNBlocks), for label selectors.
+// Labels the controller puts on objects it creates (VPNBlocks, VPNIDs), for label
+// selectors. LabelVPN is also the conventional key for namespaces a VPN selects.
 const (
 	LabelVPN  = "sdncni.io/vpn"
 	LabelNode = "sdncni.io/node"
 )
+
+// NamespaceLabelPrefix: a VPN's namespaceSelector may use only label keys with this
+// prefix, and only VPN administrators may set them on namespaces
+// (deploy/policy/namespace-vpn-labels.yaml). Membership of a VPN is the admins' call.
+const NamespaceLabelPrefix = "sdncni.io/"

@@ -52,7 +52,7 @@ func testCreate(ctx context.Context, t *testing.T, c client.Client) {
 		{name: "minimal", vpn: vpn("ok-minimal", nil)},
 		{name: "selector and mtu", vpn: vpn("ok-selector", func(v *v1alpha1.VirtualPrivateNetwork) {
 			v.Spec.Namespaces = nil
-			v.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tenant": "a"}}
+			v.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.LabelVPN: "a"}}
 			v.Spec.MTU = ptr.To[int32](1400)
 			v.Spec.FastPath = ptr.To(false)
 			v.Spec.NodeBlockSize = 28

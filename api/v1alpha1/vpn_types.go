@@ -45,9 +45,14 @@ type VirtualPrivateNetworkSpec struct {
 	Namespaces []string `json:"namespaces,omitempty"`
 
 	// NamespaceSelector selects, by label, further namespaces this VPN owns. A namespace
-	// owned by two VPNs (by name or by selector) is a Conflict on both.
+	// owned by two VPNs (by name or by selector) is a Conflict on both. It may only use
+	// label keys under sdncni.io/ (NamespaceLabelPrefix, by convention sdncni.io/vpn): the
+	// admission policy shipped in deploy/policy lets only VPN administrators set those on
+	// namespaces, so whoever may label a namespace cannot move it into or out of a VPN.
 	//
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, k.startsWith('sdncni.io/'))",message="namespaceSelector may only use label keys under sdncni.io/ (such as sdncni.io/vpn): only VPN administrators may set those on namespaces"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.key.startsWith('sdncni.io/'))",message="namespaceSelector may only use label keys under sdncni.io/ (such as sdncni.io/vpn): only VPN administrators may set those on namespaces"
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 
 	// MTU of pod interfaces. Left out, the controller derives it from the underlay and
