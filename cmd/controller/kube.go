@@ -62,8 +62,10 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err := sr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	// VPNs this node holds off the fast path (over their bound of Service endpoints).
+	overrides := vpn.NewFastPathOverrides()
 	if err := (&vpn.FastPathReconciler{Client: mgr.GetClient(), Datapath: dp, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
-		Log: log.WithName("vpn-fastpath")}).SetupWithManager(mgr); err != nil {
+		Log: log.WithName("vpn-fastpath"), Overrides: overrides}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	// An empty Service-endpoint map (a new node, an upgrade) would let same-node Service
@@ -73,7 +75,8 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 		return nil, err
 	}
 	ser := &vpn.ServiceEndpointReconciler{Cache: mgr.GetCache(), Datapath: dp, FastPath: o.fastPath,
-		WaitForSync: len(held) == 0, Log: log.WithName("service-endpoints")}
+		WaitForSync: len(held) == 0, Node: o.nodeName, Overrides: overrides,
+		Recorder: mgr.GetEventRecorderFor("sdncni-controller"), Log: log.WithName("service-endpoints")}
 	if err := ser.Hold(ctx); err != nil {
 		return nil, err
 	}

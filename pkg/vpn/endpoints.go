@@ -11,9 +11,11 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/pkg/datapath"
 )
 
@@ -22,7 +24,11 @@ import (
 type serviceEndpointSetter interface {
 	SetServiceEndpoints(ctx context.Context, eps []datapath.ServiceEndpoint) error
 	SetFastPath(ctx context.Context, on bool) error
+	SetVPNFastPath(ctx context.Context, vpn uint32, on bool) error
 }
+
+// DefaultMaxServiceEndpointsPerVPN bounds one VPN's Service endpoints on one node.
+const DefaultMaxServiceEndpointsPerVPN = 4096
 
 var _ serviceEndpointSetter = (*datapath.Datapath)(nil)
 
@@ -46,7 +52,20 @@ type ServiceEndpointReconciler struct {
 	// WaitForSync: the fast path is off until the first successful write (set it when
 	// the datapath's map was empty at start, e.g. a new node or an upgrade).
 	WaitForSync bool
-	Log         logr.Logger
+	// Node, when set, keeps only the endpoints of this node's pods: an address inside
+	// one of this node's VPNBlocks of the endpoint's VPN. Only those can meet the fast
+	// path here (a pod on another node is reached through OVS anyway), so one tenant's
+	// EndpointSlices elsewhere cost this node nothing.
+	Node string
+	// MaxPerVPN bounds one VPN's endpoints on this node (0: the default). A VPN over
+	// it has its endpoints left out and its fast path held off here (Overrides), with
+	// a Warning event: its Services keep working through OVS, the others' fast path
+	// stays.
+	MaxPerVPN int
+	// Overrides is shared with the FastPathReconciler (needed with MaxPerVPN's hold).
+	Overrides *FastPathOverrides
+	Recorder  record.EventRecorder
+	Log       logr.Logger
 }
 
 // SetupWithManager registers the reconciler to run on every node.
@@ -57,6 +76,10 @@ func (r *ServiceEndpointReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile implements reconcile.Reconciler.
 func (r *ServiceEndpointReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	eps, err := r.Endpoints(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	eps, err = r.bound(ctx, eps)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -73,6 +96,82 @@ func (r *ServiceEndpointReconciler) Reconcile(ctx context.Context, _ ctrl.Reques
 	}
 	// Written: the global switch is what it is configured to be.
 	return ctrl.Result{}, r.Datapath.SetFastPath(ctx, r.FastPath)
+}
+
+// bound leaves out the endpoints of VPNs over MaxPerVPN, holding their fast path off
+// first (so no reply of theirs takes the fast path once its endpoint is gone), and
+// releases the hold of VPNs back under it (their endpoints are written before the
+// FastPathReconciler turns their fast path back on).
+func (r *ServiceEndpointReconciler) bound(ctx context.Context, eps []datapath.ServiceEndpoint) ([]datapath.ServiceEndpoint, error) {
+	if r.Overrides == nil {
+		return eps, nil
+	}
+	limit := r.MaxPerVPN
+	if limit <= 0 {
+		limit = DefaultMaxServiceEndpointsPerVPN
+	}
+	count := map[uint32]int{}
+	for _, e := range eps {
+		count[e.VPN]++
+	}
+	names, err := vpnNames(ctx, r.Cache)
+	if err != nil {
+		return nil, err
+	}
+	over := map[uint32]bool{}
+	for id, n := range count {
+		if n <= limit {
+			continue
+		}
+		over[id] = true
+		why := fmt.Sprintf("%d Service endpoints on this node, bound %d", n, limit)
+		if r.Overrides.Set(id, names[id], why) {
+			r.Log.Error(errors.New("service endpoints over bound"), "fast path of vpn held off on this node",
+				"vpn", names[id], "endpoints", n, "bound", limit)
+			if r.Recorder != nil && names[id] != "" {
+				v := &v1alpha1.VirtualPrivateNetwork{}
+				v.Name = names[id]
+				r.Recorder.Eventf(v, corev1.EventTypeWarning, ReasonServiceEndpointsOverBound,
+					"node %s: %s; the VPN's traffic goes through OVS here", r.Node, why)
+			}
+		}
+		if err := r.Datapath.SetVPNFastPath(ctx, id, false); err != nil {
+			return nil, err
+		}
+	}
+	for id, name := range names {
+		if _, held := r.Overrides.Off(id); held && !over[id] {
+			defer r.Overrides.Set(id, name, "") // after this write: see above
+		}
+	}
+	if len(over) == 0 {
+		return eps, nil
+	}
+	kept := eps[:0:0]
+	for _, e := range eps {
+		if !over[e.VPN] {
+			kept = append(kept, e)
+		}
+	}
+	return kept, nil
+}
+
+// ReasonServiceEndpointsOverBound is the event reason of a VPN over its bound.
+const ReasonServiceEndpointsOverBound = "ServiceEndpointsOverBound"
+
+// vpnNames maps realised VPN ids to names.
+func vpnNames(ctx context.Context, c client.Reader) (map[uint32]string, error) {
+	var l v1alpha1.VirtualPrivateNetworkList
+	if err := c.List(ctx, &l); err != nil {
+		return nil, fmt.Errorf("list vpns: %w", err)
+	}
+	out := map[uint32]string{}
+	for _, v := range l.Items {
+		if v.Status.VPNID != 0 {
+			out[v.Status.VPNID] = v.Name
+		}
+	}
+	return out, nil
 }
 
 // Hold applies WaitForSync: call it before the manager starts.
@@ -119,6 +218,10 @@ func (r *ServiceEndpointReconciler) Endpoints(ctx context.Context) ([]datapath.S
 			balanced[s.Namespace+"/"+s.Name] = vi
 		}
 	}
+	local, err := r.nodeBlocks(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var slices discoveryv1.EndpointSliceList
 	if err := r.Cache.List(ctx, &slices); err != nil {
 		return nil, fmt.Errorf("list endpointslices: %w", err)
@@ -144,7 +247,7 @@ func (r *ServiceEndpointReconciler) Endpoints(ctx context.Context) ([]datapath.S
 			for _, e := range sl.Endpoints {
 				for _, a := range e.Addresses {
 					ip, err := netip.ParseAddr(a)
-					if err != nil || !vi.cidr.Contains(ip) {
+					if err != nil || !vi.cidr.Contains(ip) || (local != nil && !local.contains(vi.id, ip)) {
 						continue
 					}
 					k := datapath.ServiceEndpoint{VPN: vi.id, IP: ip, Port: uint16(*p.Port), Protocol: proto}
@@ -155,6 +258,47 @@ func (r *ServiceEndpointReconciler) Endpoints(ctx context.Context) ([]datapath.S
 				}
 			}
 		}
+	}
+	return out, nil
+}
+
+// blockSet is this node's VPNBlocks by VPN id.
+type blockSet map[uint32][]netip.Prefix
+
+func (b blockSet) contains(vpn uint32, ip netip.Addr) bool {
+	for _, p := range b[vpn] {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeBlocks returns this node's blocks by VPN id, or nil without Node (keep all).
+func (r *ServiceEndpointReconciler) nodeBlocks(ctx context.Context) (blockSet, error) {
+	if r.Node == "" {
+		return nil, nil
+	}
+	ids, err := vpnNames(ctx, r.Cache)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]uint32{}
+	for id, name := range ids {
+		byName[name] = id
+	}
+	var l v1alpha1.VPNBlockList
+	if err := r.Cache.List(ctx, &l, client.MatchingLabels{v1alpha1.LabelNode: r.Node}); err != nil {
+		return nil, fmt.Errorf("list this node's blocks: %w", err)
+	}
+	out := blockSet{}
+	for _, b := range l.Items {
+		id, ok := byName[b.Spec.VPN]
+		p, err := netip.ParsePrefix(b.Spec.CIDR)
+		if !ok || err != nil || b.Spec.Node != r.Node {
+			continue
+		}
+		out[id] = append(out[id], p.Masked())
 	}
 	return out, nil
 }

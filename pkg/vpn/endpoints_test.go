@@ -78,14 +78,24 @@ func TestServiceEndpointSelection(t *testing.T) {
 type fakeEndpointDatapath struct {
 	full     bool // SetServiceEndpoints refuses: too many
 	fastPath []bool
+	vpnOff   []uint32 // SetVPNFastPath(id, false) calls
+	last     []datapath.ServiceEndpoint
 	written  int
 }
 
-func (f *fakeEndpointDatapath) SetServiceEndpoints(context.Context, []datapath.ServiceEndpoint) error {
+func (f *fakeEndpointDatapath) SetServiceEndpoints(_ context.Context, eps []datapath.ServiceEndpoint) error {
 	if f.full {
 		return datapath.ErrTooManyServiceEndpoints
 	}
 	f.written++
+	f.last = append([]datapath.ServiceEndpoint(nil), eps...)
+	return nil
+}
+
+func (f *fakeEndpointDatapath) SetVPNFastPath(_ context.Context, id uint32, on bool) error {
+	if !on {
+		f.vpnOff = append(f.vpnOff, id)
+	}
 	return nil
 }
 
@@ -124,4 +134,103 @@ func TestServiceEndpointFastPathSwitch(t *testing.T) {
 	r := &ServiceEndpointReconciler{Cache: c, Datapath: &fakeEndpointDatapath{}, FastPath: true, Log: logr.Discard()}
 	require.NoError(t, r.Hold(ctx))
 	require.Empty(t, r.Datapath.(*fakeEndpointDatapath).fastPath, "no hold without WaitForSync")
+}
+
+// TestServiceEndpointsNodeLocalAndBounded: with Node set, only endpoints inside this
+// node's blocks reach the datapath; a VPN over MaxPerVPN has its endpoints left out and
+// its fast path held off (switched off before the write, in Overrides), the other VPN
+// is untouched; back under the bound, its endpoints return and the hold is released.
+// Fakes for cache and datapath; TestServiceClusterIP (test/e2e) runs the node-local
+// filter for real, and FastPathReconciler's use of Overrides is below.
+func TestServiceEndpointsNodeLocalAndBounded(t *testing.T) {
+	scheme := testScheme(t)
+	vpn := func(name, cidr string, id uint32, ns string) *v1alpha1.VirtualPrivateNetwork {
+		return &v1alpha1.VirtualPrivateNetwork{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:   v1alpha1.VirtualPrivateNetworkSpec{CIDR: cidr, Namespaces: []string{ns}},
+			Status: v1alpha1.VirtualPrivateNetworkStatus{VPNID: id}}
+	}
+	block := func(vpn, cidr, node string) *v1alpha1.VPNBlock {
+		return &v1alpha1.VPNBlock{ObjectMeta: metav1.ObjectMeta{Name: vpn + "-" + node + "-" + cidr[len(cidr)-2:],
+			Labels: map[string]string{v1alpha1.LabelVPN: vpn, v1alpha1.LabelNode: node}},
+			Spec: v1alpha1.VPNBlockSpec{VPN: vpn, Node: node, CIDR: cidr}}
+	}
+	tcp := corev1.ProtocolTCP
+	slice := func(ns string, ports int, addrs ...string) *discoveryv1.EndpointSlice {
+		s := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-1",
+			Labels: map[string]string{discoveryv1.LabelServiceName: "web"}}, AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints: []discoveryv1.Endpoint{{Addresses: addrs}}}
+		for i := range ports {
+			p := int32(8000 + i)
+			s.Ports = append(s.Ports, discoveryv1.EndpointPort{Port: &p, Protocol: &tcp})
+		}
+		return s
+	}
+	svc := func(ns string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.9"}}
+	}
+	redSlice := slice("a", 6, "10.1.0.5", "10.1.0.70") // .70: a block of another node
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "b"}},
+		vpn("red", "10.1.0.0/24", 2, "a"), vpn("blue", "10.2.0.0/24", 3, "b"),
+		block("red", "10.1.0.0/26", "n1"), block("red", "10.1.0.64/26", "n2"), block("blue", "10.2.0.0/26", "n1"),
+		svc("a"), svc("b"), redSlice, slice("b", 2, "10.2.0.5")).Build()
+	ctx := context.Background()
+	dp := &fakeEndpointDatapath{}
+	ov := NewFastPathOverrides()
+	r := &ServiceEndpointReconciler{Cache: c, Datapath: dp, FastPath: true, Node: "n1", MaxPerVPN: 4,
+		Overrides: ov, Log: logr.Discard()}
+
+	_, err := r.Reconcile(ctx, reconcile.Request{})
+	require.NoError(t, err)
+	for _, e := range dp.last {
+		require.Equal(t, uint32(3), e.VPN, "only blue's endpoints are written: %v", dp.last)
+	}
+	require.Len(t, dp.last, 2, "blue: one local address × 2 ports")
+	require.Equal(t, []uint32{2}, dp.vpnOff, "red's fast path is switched off")
+	why, held := ov.Off(2)
+	require.True(t, held)
+	require.Contains(t, why, "6 Service endpoints on this node, bound 4", "only red's local address counts")
+	_, held = ov.Off(3)
+	require.False(t, held)
+
+	redSlice.Ports = redSlice.Ports[:3]
+	require.NoError(t, c.Update(ctx, redSlice))
+	_, err = r.Reconcile(ctx, reconcile.Request{})
+	require.NoError(t, err)
+	require.Len(t, dp.last, 5, "red's three endpoints of 10.1.0.5 are back, blue's two stay: %v", dp.last)
+	for _, e := range dp.last {
+		require.NotEqual(t, "10.1.0.70", e.IP.String(), "an address of another node's block")
+	}
+	_, held = ov.Off(2)
+	require.False(t, held, "back under the bound, the hold is released")
+}
+
+// TestFastPathReconcilerHonoursOverrides: a VPN whose spec wants the fast path gets it
+// off while Overrides hold it, and on again once released.
+func TestFastPathReconcilerHonoursOverrides(t *testing.T) {
+	scheme := testScheme(t)
+	v := &v1alpha1.VirtualPrivateNetwork{ObjectMeta: metav1.ObjectMeta{Name: "red"},
+		Spec: v1alpha1.VirtualPrivateNetworkSpec{CIDR: "10.1.0.0/24"}, Status: v1alpha1.VirtualPrivateNetworkStatus{VPNID: 2}}
+	claim := &v1alpha1.VPNID{ObjectMeta: metav1.ObjectMeta{Name: "2"}, Spec: v1alpha1.VPNIDSpec{ID: 2, VPN: "red"}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(v, claim).Build()
+	sw := &recordingSwitch{}
+	ov := NewFastPathOverrides()
+	r := &FastPathReconciler{Client: c, Datapath: sw, Overrides: ov, Log: logr.Discard()}
+	ctx := context.Background()
+	req := reconcile.Request{NamespacedName: client.ObjectKey{Name: "red"}}
+	ov.Set(2, "red", "test hold")
+	_, err := r.Reconcile(ctx, req)
+	require.NoError(t, err)
+	ov.Set(2, "red", "")
+	_, err = r.Reconcile(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, []bool{false, true}, sw.calls)
+	require.Len(t, ov.Events(), 2, "each change enqueues the VPN")
+}
+
+type recordingSwitch struct{ calls []bool }
+
+func (s *recordingSwitch) SetVPNFastPath(_ context.Context, _ uint32, on bool) error {
+	s.calls = append(s.calls, on)
+	return nil
 }

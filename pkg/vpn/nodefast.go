@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 )
@@ -32,18 +33,23 @@ type FastPathReconciler struct {
 	// id (IDHolders); both optional.
 	Recorder record.EventRecorder
 	Log      logr.Logger
+	// Overrides hold some VPNs' fast path off on this node (optional).
+	Overrides *FastPathOverrides
 }
 
 // SetupWithManager registers the reconciler to run on every node.
 func (r *FastPathReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	no := false
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("vpn-fastpath").
 		For(&v1alpha1.VirtualPrivateNetwork{}).
 		// Who holds an id can change with its claim alone (IDHolders).
 		Watches(&v1alpha1.VPNID{}, handler.EnqueueRequestsFromMapFunc(r.carriers)).
-		WithOptions(controller.Options{NeedLeaderElection: &no}).
-		Complete(r)
+		WithOptions(controller.Options{NeedLeaderElection: &no})
+	if r.Overrides != nil {
+		b = b.WatchesRawSource(source.Channel(r.Overrides.events, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -74,6 +80,10 @@ func (r *FastPathReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, nil // a corrected status re-runs this
 	}
 	on := v.Spec.FastPath == nil || *v.Spec.FastPath
+	if why, off := r.Overrides.Off(v.Status.VPNID); off && on {
+		on = false
+		r.Log.V(1).Info("fast path of vpn held off on this node", "vpn", v.Name, "why", why)
+	}
 	if err := r.Datapath.SetVPNFastPath(ctx, v.Status.VPNID, on); err != nil {
 		return ctrl.Result{}, fmt.Errorf("fast path of vpn %s: %w", v.Name, err)
 	}
