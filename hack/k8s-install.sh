@@ -8,7 +8,8 @@
 #
 #   hack/k8s-install.sh apply   [--dir DIR]   install, then wait until every node is Ready
 #                                             (containerd's CNI STATUS succeeds) and the
-#                                             DaemonSet, OVN central and CoreDNS are ready
+#                                             DaemonSet, the sdncni-cluster Deployment,
+#                                             OVN central and CoreDNS are ready
 #   hack/k8s-install.sh delete  [--dir DIR]   CoreDNS, the VPNs (refused while workloads'
 #                                             pods are attached), kubectl delete -k, then
 #                                             each node's teardown (bin/sdncni-controller
@@ -152,8 +153,9 @@ EOF
 }
 
 wait_ready() {
-	log "waiting for OVN central, the sdncni-node DaemonSet and every node to be Ready"
+	log "waiting for OVN central, the sdncni-cluster Deployment, the sdncni-node DaemonSet and every node to be Ready"
 	kc -n sdncni-system rollout status statefulset/ovn-central --timeout="$WAIT"
+	kc -n sdncni-system rollout status deployment/sdncni-cluster --timeout="$WAIT"
 	kc -n sdncni-system rollout status daemonset/sdncni-node --timeout="$WAIT"
 	kc wait --for=condition=Ready node --all --timeout="$WAIT"
 	kc -n kube-system rollout status deployment/coredns --timeout="$WAIT"
@@ -214,8 +216,8 @@ delete() {
 	stop_pod_routes
 	if [[ -f $k/kustomization.yaml ]]; then
 		# Order matters: a VPN keeps its finalizer while pods are attached, and only the
-		# controller removes it. So: our own pods (CoreDNS) first, then the VPNs while the
-		# controller still runs, then everything else.
+		# cluster role (the sdncni-cluster Deployment) removes it. So: our own pods
+		# (CoreDNS) first, then the VPNs while it still runs, then everything else.
 		kc -n kube-system delete deployment coredns --ignore-not-found --wait=true --timeout=120s >&2 || true
 		kc -n kube-system wait --for=delete pod -l k8s-app=kube-dns --timeout=120s >/dev/null 2>&1 || true
 		if kc get crd virtualprivatenetworks.sdncni.io >/dev/null 2>&1; then

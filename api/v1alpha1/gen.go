@@ -1,5 +1,8 @@
 package v1alpha1
 
-// One controller-gen run writes zz_generated.deepcopy.go here, the CRDs to deploy/crds and
-// the ClusterRole (and leader-election Role) from the markers in rbac.go to deploy/rbac.
-//go:generate go tool controller-gen object crd rbac:roleName=sdncni-controller paths=. output:crd:dir=../../deploy/crds output:rbac:dir=../../deploy/rbac
+// One controller-gen run writes zz_generated.deepcopy.go here and the CRDs to deploy/crds;
+// one per role writes its ClusterRole from the markers in rbac/<role> to
+// deploy/rbac/<role>/role.yaml (the cluster role's also holds the leader-election Role).
+//go:generate go tool controller-gen object crd paths=. output:crd:dir=../../deploy/crds
+//go:generate go tool controller-gen rbac:roleName=sdncni-node paths=./rbac/node output:rbac:dir=../../deploy/rbac/node
+//go:generate go tool controller-gen rbac:roleName=sdncni-cluster paths=./rbac/cluster output:rbac:dir=../../deploy/rbac/cluster

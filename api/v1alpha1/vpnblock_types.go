@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -82,6 +84,46 @@ func NewVPNBlock(vpn string, block netip.Prefix, node string) *VPNBlock {
 		ObjectMeta: metav1.ObjectMeta{Name: BlockName(vpn, block), Labels: map[string]string{LabelVPN: vpn, LabelNode: node}},
 		Spec:       VPNBlockSpec{VPN: vpn, CIDR: block.String(), Node: node},
 	}
+}
+
+// ErrInvalidBlock is returned (wrapped) by CheckBlock.
+var ErrInvalidBlock = errors.New("invalid vpn block")
+
+// CheckBlock returns b's block if b is a block of v that a node may route: it names v,
+// its labels agree with its spec, and its CIDR lies inside v's CIDR with v's node block
+// size. The API server cannot check this (a VPNBlock is validated alone, and admission
+// only ties spec.node to the requesting node), so whoever turns blocks into addresses or
+// routes must: a block outside its VPN would steer another network's addresses, on the
+// node or beyond, into this VPN. Otherwise it returns (wrapped) ErrInvalidBlock.
+func CheckBlock(v *VirtualPrivateNetwork, b *VPNBlock) (netip.Prefix, error) {
+	invalid := func(format string, args ...any) (netip.Prefix, error) {
+		return netip.Prefix{}, fmt.Errorf("%w %s: %s", ErrInvalidBlock, b.Name, fmt.Sprintf(format, args...))
+	}
+	if b.Spec.VPN != v.Name || b.Labels[LabelVPN] != v.Name {
+		return invalid("spec.vpn %q, label %s %q: not vpn %s", b.Spec.VPN, LabelVPN, b.Labels[LabelVPN], v.Name)
+	}
+	if b.Labels[LabelNode] != b.Spec.Node {
+		return invalid("label %s %q is not spec.node %q", LabelNode, b.Labels[LabelNode], b.Spec.Node)
+	}
+	p, err := netip.ParsePrefix(b.Spec.CIDR)
+	if err != nil || p != p.Masked() {
+		return invalid("cidr %q is not a network address", b.Spec.CIDR)
+	}
+	cidr, err := netip.ParsePrefix(v.Spec.CIDR)
+	if err != nil {
+		return invalid("vpn cidr %q: %v", v.Spec.CIDR, err)
+	}
+	size := int(v.Spec.NodeBlockSize)
+	if size == 0 {
+		size = DefaultNodeBlockSize
+	}
+	if p.Bits() != size {
+		return invalid("%s is not a /%d, the node block size of vpn %s", p, size, v.Name)
+	}
+	if p.Addr().Is4() != cidr.Addr().Is4() || p.Bits() < cidr.Bits() || !cidr.Masked().Contains(p.Addr()) {
+		return invalid("%s is outside vpn %s's cidr %s", p, v.Name, cidr.Masked())
+	}
+	return p, nil
 }
 
 func init() {

@@ -38,6 +38,7 @@ type options struct {
 	verbosity       int
 	teardown        bool
 	kubeconfig      string
+	role            string // roleAll, roleNode or roleCluster (roles.go)
 	leaderNamespace string
 	blockSize       int
 	dnsService      string
@@ -83,6 +84,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.verbosity, "v", 0, "log verbosity (0: requests that fail and lifecycle; 1: every request)")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the API server: VPNs come from VirtualPrivateNetwork objects (without it: the flags' network and --networks-file)")
+	fs.StringVar(&o.role, "role", roleAll, "what this process runs (--kubeconfig mode): all (node and leader-elected cluster role, one identity), node (CNI, datapath, the node's blocks; no leader election) or cluster (the leader-elected VPN and Service reconcilers and the default VPN, with OVN NB only)")
 	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "sdncni-system", "namespace of the cluster role's leader-election lease")
 	fs.IntVar(&o.blockSize, "node-block-size", 26, "prefix length of the per-node address blocks of the default VPN")
 	fs.StringVar(&o.dnsService, "dns-service", "kube-system/kube-dns", "namespace/name of the cluster DNS Service, which pods of every VPN reach (empty: none; --kubeconfig mode)")
@@ -96,6 +98,15 @@ func parseFlags(args []string) (*options, error) {
 	if showVersion {
 		fmt.Println("sdncni-controller", version.Version)
 		os.Exit(0)
+	}
+	switch o.role {
+	case roleAll:
+	case roleNode, roleCluster:
+		if o.kubeconfig == "" {
+			return nil, fmt.Errorf("--role=%s needs --kubeconfig (without it there is no cluster role to split off)", o.role)
+		}
+	default:
+		return nil, fmt.Errorf("--role %q: want all, node or cluster", o.role)
 	}
 	if o.dnsService != "" {
 		if ns, name, ok := strings.Cut(o.dnsService, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,43 +25,20 @@ import (
 	"github.com/sdncni/sdncni/pkg/vpn"
 )
 
-// kubeMode starts the controller-runtime manager: the leader-elected cluster role and
-// the node role's informers. It returns the node's Networks once the caches are synced.
+// kubeMode starts the controller-runtime manager with the node role's informers (and,
+// for --role=all, the leader-elected cluster role). It returns the node's Networks once
+// the caches are synced.
 func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbound, store *ipam.Store, dp *datapath.Datapath,
 	log logr.Logger) (*vpn.NodeNetworks, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	withCluster := o.role == roleAll
+	mgr, cfg, scheme, err := newManager(o, withCluster, log)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	ctrl.SetLogger(log.WithName("runtime"))
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Logger:                        log.WithName("manager"),
-		LeaderElection:                true,
-		LeaderElectionID:              "sdncni-cluster-role",
-		LeaderElectionNamespace:       o.leaderNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:        "0",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("new manager: %w", err)
-	}
-	cr := &vpn.ClusterReconciler{Client: mgr.GetClient(), API: mgr.GetAPIReader(), NB: nb, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
-		DefaultMTU: o.mtu, Resync: 15 * time.Second, Log: log.WithName("vpn")}
-	if err := cr.SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
-	sr := &vpn.ServiceReconciler{Client: mgr.GetClient(), NB: nb, Resync: time.Minute, Log: log.WithName("service")}
-	if err := sr.SetupWithManager(mgr); err != nil {
-		return nil, err
+	if withCluster {
+		if err := setupClusterRole(mgr, o, nb, log); err != nil {
+			return nil, err
+		}
 	}
 	// VPNs this node holds off the fast path (over their bound of Service endpoints).
 	overrides := vpn.NewFastPathOverrides()
@@ -102,7 +80,7 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 		}
 	})
 	gr := &gateway.Reconciler{Cache: mgr.GetCache(), API: direct, Networks: nodeNets, Gateway: gw, Node: o.nodeName,
-		Log: log.WithName("gateway")}
+		Recorder: mgr.GetEventRecorderFor("sdncni-controller"), Log: log.WithName("gateway")}
 	if err := gr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
@@ -114,8 +92,10 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err := shr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := ensureDefaultVPN(ctx, direct, o); err != nil {
-		return nil, err
+	if withCluster {
+		if err := ensureDefaultVPN(ctx, direct, o); err != nil {
+			return nil, err
+		}
 	}
 	go func() {
 		if err := mgr.Start(ctx); err != nil {
@@ -148,8 +128,51 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	return nodeNets, nil
 }
 
-// ensureDefaultVPN creates the default VPN from the flags if nobody has yet. Any node may
-// do it; the second create is refused as AlreadyExists.
+// newManager builds the manager; leader election only where the cluster role runs (the
+// node role may not take the lease: docs/deploy.md, "RBAC").
+func newManager(o *options, leaderElection bool, log logr.Logger) (ctrl.Manager, *rest.Config, *runtime.Scheme, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, nil, nil, err
+	}
+	ctrl.SetLogger(log.WithName("runtime"))
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        log.WithName("manager"),
+		LeaderElection:                leaderElection,
+		LeaderElectionID:              "sdncni-cluster-role",
+		LeaderElectionNamespace:       o.leaderNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("new manager: %w", err)
+	}
+	return mgr, cfg, scheme, nil
+}
+
+// setupClusterRole registers the leader-elected reconcilers: VPNs (ids, OVN topology,
+// status, finalizers) and Services (OVN load balancers).
+func setupClusterRole(mgr ctrl.Manager, o *options, nb *ovs.Northbound, log logr.Logger) error {
+	cr := &vpn.ClusterReconciler{Client: mgr.GetClient(), API: mgr.GetAPIReader(), NB: nb, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
+		DefaultMTU: o.mtu, Resync: 15 * time.Second, Log: log.WithName("vpn")}
+	if err := cr.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	sr := &vpn.ServiceReconciler{Client: mgr.GetClient(), NB: nb, Resync: time.Minute, Log: log.WithName("service")}
+	return sr.SetupWithManager(mgr)
+}
+
+// ensureDefaultVPN creates the default VPN from the flags if nobody has yet; the cluster
+// role does it (--role=all or cluster). A second create is refused as AlreadyExists.
 func ensureDefaultVPN(ctx context.Context, c client.Client, o *options) error {
 	v := &v1alpha1.VirtualPrivateNetwork{
 		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.DefaultVPNName},

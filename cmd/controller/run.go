@@ -33,13 +33,16 @@ func newLogger(verbosity int) logr.Logger {
 
 func run(ctx context.Context, o *options) error {
 	log := newLogger(o.verbosity)
-	log.Info("starting", "version", version.Version, "node", o.nodeName, "network", o.network, "cidr", o.cidr,
+	log.Info("starting", "version", version.Version, "role", o.role, "node", o.nodeName, "network", o.network, "cidr", o.cidr,
 		"fastPath", o.fastPath, "socket", o.socket)
 
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if o.teardown {
 		return teardown(startCtx, o, log)
+	}
+	if o.role == roleCluster {
+		return runCluster(ctx, o, log)
 	}
 
 	vs, err := ovs.NewVSwitch(startCtx, o.ovsDB, log.WithName("ovsdb"))

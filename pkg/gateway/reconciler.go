@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,8 +38,14 @@ type Reconciler struct {
 	Networks networks
 	Gateway  *Gateway
 	Node     string
+	// Recorder reports blocks that are not routed (CheckBlock) as Warning events on
+	// their VPN; optional.
+	Recorder record.EventRecorder
 	Log      logr.Logger
 }
+
+// ReasonInvalidBlock is the event reason of a VPNBlock a node refuses to route.
+const ReasonInvalidBlock = "InvalidBlock"
 
 // SetupWithManager registers the reconciler for VPNs and this node's VPNBlocks.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -77,7 +84,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !ok {
 		return ctrl.Result{}, nil // not realised yet; its status update brings it back
 	}
-	blocks, err := r.blocks(ctx, name)
+	blocks, err := r.blocks(ctx, &v)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -92,7 +99,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // EnsureVPN does what Reconcile does for a VPN that net describes, with this node's
 // blocks read fresh; for NodeNetworks.OnBlock.
 func (r *Reconciler) EnsureVPN(ctx context.Context, net attach.Network) error {
-	blocks, err := r.blocks(ctx, net.Name)
+	var v v1alpha1.VirtualPrivateNetwork
+	if err := r.Cache.Get(ctx, client.ObjectKey{Name: net.Name}, &v); err != nil {
+		return fmt.Errorf("get vpn %s: %w", net.Name, err)
+	}
+	blocks, err := r.blocks(ctx, &v)
 	if err != nil {
 		return err
 	}
@@ -100,16 +111,28 @@ func (r *Reconciler) EnsureVPN(ctx context.Context, net attach.Network) error {
 	return r.Gateway.Ensure(ctx, net)
 }
 
-func (r *Reconciler) blocks(ctx context.Context, vpn string) ([]netip.Prefix, error) {
+// blocks returns this node's blocks of v that may become routes (v1alpha1.CheckBlock):
+// each is a route on the node to v's management port. Others are left out and reported.
+func (r *Reconciler) blocks(ctx context.Context, v *v1alpha1.VirtualPrivateNetwork) ([]netip.Prefix, error) {
 	var l v1alpha1.VPNBlockList
-	if err := r.API.List(ctx, &l, client.MatchingLabels{v1alpha1.LabelVPN: vpn, v1alpha1.LabelNode: r.Node}); err != nil {
-		return nil, fmt.Errorf("list blocks of %s on %s: %w", vpn, r.Node, err)
+	if err := r.API.List(ctx, &l, client.MatchingLabels{v1alpha1.LabelVPN: v.Name, v1alpha1.LabelNode: r.Node}); err != nil {
+		return nil, fmt.Errorf("list blocks of %s on %s: %w", v.Name, r.Node, err)
 	}
 	var out []netip.Prefix
-	for _, b := range l.Items {
-		if p, err := netip.ParsePrefix(b.Spec.CIDR); err == nil && b.Spec.Node == r.Node && b.Spec.VPN == vpn {
-			out = append(out, p.Masked())
+	for i := range l.Items {
+		b := &l.Items[i]
+		if b.Spec.Node != r.Node {
+			continue
 		}
+		p, err := v1alpha1.CheckBlock(v, b)
+		if err != nil {
+			r.Log.Error(err, "not routing address block", "vpn", v.Name, "block", b.Name)
+			if r.Recorder != nil {
+				r.Recorder.Eventf(v, corev1.EventTypeWarning, ReasonInvalidBlock, "node %s does not route %s: %v", r.Node, b.Name, err)
+			}
+			continue
+		}
+		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr().Less(out[j].Addr()) })
 	return out, nil

@@ -27,6 +27,8 @@ type NodeNetworks struct {
 	log        logr.Logger
 	growMu     sync.Mutex
 	onBlock    func(ctx context.Context, net attach.Network)
+	// reported holds the UIDs of invalid blocks already logged (network runs per ADD).
+	reported sync.Map
 }
 
 // OnBlock registers f to run after Grow has claimed a block (f gets the network with
@@ -99,10 +101,20 @@ func (n *NodeNetworks) network(ctx context.Context, v *v1alpha1.VirtualPrivateNe
 	if err := n.cache.List(ctx, &blocks, client.MatchingLabels{v1alpha1.LabelVPN: v.Name, v1alpha1.LabelNode: n.node}); err != nil {
 		return attach.Network{}, fmt.Errorf("list blocks of %s: %w", v.Name, err)
 	}
-	for _, b := range blocks.Items {
-		if p, err := netip.ParsePrefix(b.Spec.CIDR); err == nil && b.Spec.Node == n.node && b.Spec.VPN == v.Name {
-			net.Ranges = append(net.Ranges, p)
+	for i := range blocks.Items {
+		b := &blocks.Items[i]
+		if b.Spec.Node != n.node {
+			continue
 		}
+		p, err := v1alpha1.CheckBlock(v, b)
+		if err != nil {
+			// Never an address of it: not the VPN's, so not this node's to hand out.
+			if _, seen := n.reported.LoadOrStore(b.UID, true); !seen {
+				n.log.Error(err, "ignoring address block", "vpn", v.Name, "block", b.Name)
+			}
+			continue
+		}
+		net.Ranges = append(net.Ranges, p)
 	}
 	sort.Slice(net.Ranges, func(i, j int) bool { return net.Ranges[i].Addr().Less(net.Ranges[j].Addr()) })
 	return net, nil
