@@ -109,12 +109,17 @@ func run(ctx context.Context, o *options) error {
 			return err
 		}
 	}
-	rep, err := mgr.Reconcile(startCtx)
+	// Not startCtx: informer sync may have used it up. Reconcile bounds each attachment
+	// and its own retries, and never removes a pod over an error that may pass.
+	rep, err := mgr.Reconcile(ctx)
 	if err != nil {
-		// Reconciliation is best effort: what it could not remove, GC will.
 		log.Error(err, "reconcile incomplete")
 	}
-	log.Info("reconciled", "kept", rep.Kept, "removed", rep.Removed)
+	log.Info("reconciled", "kept", rep.Kept, "repaired", rep.Repaired, "removed", rep.Removed,
+		"pending", len(rep.Pending), "unlisted", rep.Unlisted)
+	if !rep.Done() {
+		go mgr.RetryPending(ctx, rep)
+	}
 
 	if o.metricsAddr != "" {
 		stopMetrics, err := serveMetrics(o.metricsAddr, dp, statusFunc(vs, nb), log)

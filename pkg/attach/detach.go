@@ -29,6 +29,11 @@ func (m *Manager) remove(ctx context.Context, k Key) error {
 	names := NamesFor(k)
 	io := ipam.Owner{ContainerID: k.ContainerID, IfName: k.IfName}
 	var errs []error
+	// First cut the pod off: should a later step fail (or the process die), the veth
+	// must not forward without its programs.
+	if err := linkDown(names.HostIf); err != nil {
+		errs = append(errs, err)
+	}
 
 	// A corrupt address store must not keep pods Terminating forever: DEL removes every
 	// other piece and succeeds. Nothing can be handed out twice meanwhile, because every

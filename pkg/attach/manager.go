@@ -39,6 +39,11 @@ type Config struct {
 	// TxOffloadOff turns tx offload off on every new pod interface: needed when pod
 	// traffic crosses a tunnel that cannot carry offloaded packets (OVS userspace Geneve).
 	TxOffloadOff bool
+	// ReconcileTimeout bounds one attempt of Reconcile at one attachment;
+	// ReconcileBudget bounds how long Reconcile retries unfinished ones before it
+	// returns them as pending.
+	ReconcileTimeout time.Duration
+	ReconcileBudget  time.Duration
 }
 
 // Deps are the Manager's collaborators.
@@ -58,13 +63,22 @@ type Manager struct {
 	locks keyedMutex
 }
 
-// New returns a Manager. Zero durations in cfg get defaults (10 s OVN wait, 5 s link wait).
+// New returns a Manager. Zero durations in cfg get defaults (10 s OVN wait, 5 s link
+// wait, reconcile attempts of OVN wait + link wait + 10 s, a 10 s reconcile budget).
 func New(cfg Config, deps Deps, log logr.Logger) *Manager {
 	if cfg.OVNWait == 0 {
 		cfg.OVNWait = 10 * time.Second
 	}
 	if cfg.LinkWait == 0 {
 		cfg.LinkWait = 5 * time.Second
+	}
+	if cfg.ReconcileTimeout == 0 {
+		// What ADD's steps may wait for, plus a write's wait for its own update.
+		cfg.ReconcileTimeout = cfg.OVNWait + cfg.LinkWait + 10*time.Second
+	}
+	if cfg.ReconcileBudget == 0 {
+		// Short: what is left then is retried in the background while the node serves.
+		cfg.ReconcileBudget = 10 * time.Second
 	}
 	return &Manager{cfg: cfg, deps: deps, log: log}
 }
@@ -175,6 +189,11 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 		return nil, fmt.Errorf("set up pod interface: %w", err)
 	}
 	undo = append(undo, func(c context.Context) error { return podnet.Teardown(c, names.HostIf) })
+	// Down until the datapath is attached (Attach sets it up): the pod's packets must
+	// not reach the node's stack without the programs.
+	if err := linkDown(names.HostIf); err != nil {
+		return nil, err
+	}
 
 	owner := m.owner(r, n.Name)
 	if err := m.deps.Northbound.AddLogicalPort(ctx, n.Name, ovs.LogicalPort{
@@ -201,7 +220,9 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 	if err := m.deps.Datapath.Attach(ctx, ep); err != nil {
 		return nil, fmt.Errorf("attach datapath: %w", err)
 	}
-	undo = append(undo, func(c context.Context) error { return m.deps.Datapath.Detach(c, ep) })
+	undo = append(undo, func(c context.Context) error {
+		return errors.Join(linkDown(names.HostIf), m.deps.Datapath.Detach(c, ep))
+	})
 
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.OVNWait)
 	defer cancel()
@@ -251,6 +272,22 @@ func (m *Manager) prepareOVSLink(ctx context.Context, name string, mtu int) (net
 		return nil, fmt.Errorf("set %s up: %w", name, err)
 	}
 	return l, nil
+}
+
+// linkDown sets a link down; a missing link is not an error.
+func linkDown(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	if err := netlink.LinkSetDown(l); err != nil {
+		return fmt.Errorf("set %s down: %w", name, err)
+	}
+	return nil
 }
 
 // linkUp makes sure a link is administratively up (setting it up again if something

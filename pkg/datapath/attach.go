@@ -57,31 +57,39 @@ func probeMode(want AttachMode, prog *ebpf.Program) AttachMode {
 	return AttachTCX
 }
 
-// Attach writes ep's map entries and attaches sdncni_from_pod to the ingress of the
-// host veth and sdncni_from_ovs to the ingress of the OVS port. It is idempotent: an
-// attached hook gets its program replaced in place. On failure it undoes what it did.
-// Returns ErrInvalidEndpoint for an incomplete ep.
+// Attach writes ep's map entries, attaches sdncni_from_pod to the ingress of the host
+// veth and sdncni_from_ovs to the ingress of the OVS port, and then sets the host veth
+// up. It is idempotent: an attached hook gets its program replaced in place. On failure
+// it undoes what it did and leaves the host veth down (fail closed: a pod's packets
+// never reach the node unchecked). Returns ErrInvalidEndpoint for an incomplete ep.
 func (d *Datapath) Attach(ctx context.Context, ep Endpoint) error {
 	if err := ep.validate(); err != nil {
 		return fmt.Errorf("attach: %w", err)
 	}
 	undo, err := writeEntries(&d.objs.bpfMaps, ep)
 	if err != nil {
-		return fmt.Errorf("attach %s: %w", ep.HostIfName, err)
+		return errors.Join(fmt.Errorf("attach %s: %w", ep.HostIfName, err), hostDown(ep))
 	}
 	var attached []hook
 	for _, h := range d.hooks(ep) {
 		was := d.hookAttached(h) == nil
 		if err := d.attachHook(h); err != nil {
+			derr := hostDown(ep) // before its program may go
 			for _, a := range attached {
 				_ = d.detachHook(a)
 			}
 			undo()
-			return fmt.Errorf("attach %s: %w", h.ifname, err)
+			return errors.Join(fmt.Errorf("attach %s: %w", h.ifname, err), derr)
 		}
 		if !was {
 			attached = append(attached, h)
 		}
+	}
+	if err := d.hookAttached(d.hooks(ep)[0]); err != nil {
+		return errors.Join(fmt.Errorf("attach %s: %w", ep.HostIfName, err), hostDown(ep))
+	}
+	if err := hostUp(ep); err != nil {
+		return fmt.Errorf("attach: %w", err)
 	}
 	return nil
 }
@@ -89,7 +97,8 @@ func (d *Datapath) Attach(ctx context.Context, ep Endpoint) error {
 // Detach detaches both programs and removes ep's map entries. It succeeds when the
 // interfaces, links or entries are already gone. Without interface names (an Endpoint
 // from Endpoints whose interfaces are gone) it removes every pinned link whose
-// interface has vanished.
+// interface has vanished. It leaves the host veth's state alone: a caller that keeps
+// the veth must set it down first (the attach package does, before it removes a pod).
 func (d *Datapath) Detach(ctx context.Context, ep Endpoint) error {
 	var errs []error
 	for _, h := range d.hooks(ep) {

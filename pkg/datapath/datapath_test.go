@@ -184,6 +184,9 @@ func testRealTraffic(t *testing.T, mode, want AttachMode, standIn string) {
 		progs, maps := ourIDs(t, d)
 		tp.inNode(t, func() error { return d.Teardown(t.Context()) })
 		tornDown = true
+		for _, ep := range []Endpoint{a, b} {
+			require.False(t, tp.hostUp(t, ep), "%s up without its program after teardown", ep.HostIfName)
+		}
 		_, err := os.Stat(tp.pinDir)
 		require.ErrorIs(t, err, os.ErrNotExist)
 		tp.inNode(t, func() error {

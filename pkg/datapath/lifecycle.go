@@ -75,9 +75,12 @@ func (d *Datapath) entryHooks() []hook {
 }
 
 // Teardown detaches every program of ours, removes every map, pin and the PinDir, and
-// closes d. Afterwards nothing of ours is left in bpftool prog/map/net.
+// closes d. Afterwards nothing of ours is left in bpftool prog/map/net. The host veths
+// the programs ran on are set down first: their pods are cut off, not let into the
+// node's stack unchecked.
 func (d *Datapath) Teardown(ctx context.Context) error {
 	var errs []error
+	errs = append(errs, d.podLinksDown())
 	pins, err := d.linkPins()
 	errs = append(errs, err)
 	for path := range pins {

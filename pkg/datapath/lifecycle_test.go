@@ -4,6 +4,7 @@ package datapath
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,6 +35,21 @@ func requireNoPins(t *testing.T, tp *topo) {
 	require.Empty(t, entries)
 }
 
+// hostUp reports whether ep's host veth is administratively up.
+func (tp *topo) hostUp(t *testing.T, ep Endpoint) bool {
+	t.Helper()
+	var up bool
+	tp.inNode(t, func() error {
+		l, err := netlink.LinkByName(ep.HostIfName)
+		if err != nil {
+			return err
+		}
+		up = l.Attrs().Flags&net.FlagUp != 0
+		return nil
+	})
+	return up
+}
+
 func TestLifecycleEdges(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "ip")
@@ -50,6 +66,10 @@ func TestLifecycleEdges(t *testing.T) {
 		require.Error(t, err)
 		requireNoEntries(t, d)
 		requireNoPins(t, tp)
+		require.False(t, tp.hostUp(t, a), "a host veth without its programs must be down (fail closed)")
+		tp.inNode(t, func() error { return d.Attach(t.Context(), a) })
+		require.True(t, tp.hostUp(t, a), "Attach sets the host veth up once its programs run")
+		tp.inNode(t, func() error { return d.Detach(t.Context(), a) })
 	})
 
 	t.Run("invalid endpoints", func(t *testing.T) {
