@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
@@ -224,6 +226,7 @@ func (n *NodeNetworks) Grow(ctx context.Context, net attach.Network) (attach.Net
 		}
 		p := block(i)
 		b := v1alpha1.NewVPNBlock(net.Name, p, n.node)
+		n.ownByNode(ctx, b)
 		err := n.api.Create(ctx, b)
 		if apierrors.IsAlreadyExists(err) {
 			var cur v1alpha1.VPNBlock
@@ -243,6 +246,22 @@ func (n *NodeNetworks) Grow(ctx context.Context, net attach.Network) (attach.Net
 		return net, nil
 	}
 	return net, fmt.Errorf("%w: %s (/%d blocks)", ErrNoBlocks, net.Prefix, size)
+}
+
+// ownByNode makes this node's Node object the owner of block b, when the Node exists:
+// the garbage collector then releases a deleted node's blocks (issue 12, item 8). With
+// no Node object (the local demo, the test harness) the block has no owner and lives
+// until its VPN goes, as before.
+func (n *NodeNetworks) ownByNode(ctx context.Context, b *v1alpha1.VPNBlock) {
+	var node corev1.Node
+	if err := n.api.Get(ctx, client.ObjectKey{Name: n.node}, &node); err != nil {
+		if !apierrors.IsNotFound(err) {
+			n.log.Error(err, "read this node's Node object: the new block gets no owner", "block", b.Name)
+		}
+		return
+	}
+	b.OwnerReferences = append(b.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "Node",
+		Name: node.Name, UID: node.UID})
 }
 
 func (n *NodeNetworks) claimed(ctx context.Context, net attach.Network) {

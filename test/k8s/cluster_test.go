@@ -176,6 +176,34 @@ spec:
 			require.Equal(t, "hostport", strings.TrimSpace(out), "from %s", from)
 		}
 	})
+	t.Run("a deleted node's blocks are released", func(t *testing.T) {
+		// Issue 12, item 8: every block a node claimed is owned by its Node object, so
+		// the garbage collector releases a deleted node's blocks. A stand-in Node (no
+		// kubelet) with a block of the default VPN shows the collector doing it.
+		k := k.on(t)
+		owners := strings.Fields(k.kubectl("get", "vpnblocks", "-o",
+			`jsonpath={range .items[*]}{.spec.node}={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}{" "}{end}`))
+		require.NotEmpty(t, owners)
+		for _, o := range owners {
+			node, owner, _ := strings.Cut(o, "=")
+			require.Equal(t, "Node/"+node, owner, "block of %s", node)
+		}
+		k.apply("apiVersion: v1\nkind: Node\nmetadata: {name: ghost}\n")
+		uid := k.get("node", "ghost", "", "{.metadata.uid}")
+		k.apply(fmt.Sprintf(`apiVersion: sdncni.io/v1alpha1
+kind: VPNBlock
+metadata:
+  name: %s.10-244-250-0-26
+  labels: {sdncni.io/vpn: %s, sdncni.io/node: ghost}
+  ownerReferences: [{apiVersion: v1, kind: Node, name: ghost, uid: %s}]
+spec: {vpn: %s, node: ghost, cidr: 10.244.250.0/26}
+`, "default", "default", uid, "default"))
+		k.kubectl("delete", "node", "ghost", "--wait=true", "--timeout=60s")
+		require.Eventually(t, func() bool {
+			out, _ := c.Kubectl(ctx, "get", "vpnblocks", "default.10-244-250-0-26", "--ignore-not-found", "-o", "name")
+			return strings.TrimSpace(out) == ""
+		}, 90*time.Second, time.Second, "the deleted node's block is not released")
+	})
 	t.Run("deleted pods leave nothing", func(t *testing.T) {
 		k := k.on(t)
 		for _, tn := range tenants {
