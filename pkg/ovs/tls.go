@@ -102,7 +102,7 @@ func checkEndpoint(endpoint string, t TLS) error {
 	case ssl && !t.Enabled():
 		return fmt.Errorf("%s: an ssl: endpoint needs a key, certificate and CA", endpoint)
 	case !ssl && t.Enabled():
-		return fmt.Errorf("%s: TLS files are given but the endpoint is not ssl:", endpoint)
+		return fmt.Errorf("%s: TLS files are given but the endpoint is not an ssl: one", endpoint)
 	}
 	return nil
 }

@@ -196,7 +196,7 @@ func rawSend(t *testing.T, p *pod, frame []byte, count int) {
 		if err != nil {
 			return err
 		}
-		defer unix.Close(fd)
+		defer func() { _ = unix.Close(fd) }()
 		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index}
 		for range count {
 			if err := unix.Sendto(fd, frame, 0, sa); err != nil {
@@ -245,7 +245,7 @@ func captureFrames(t *testing.T, p *pod) *frameSink {
 			return err
 		}
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifc.Index}); err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return err
 		}
 		// The kernel hands AF_PACKET the frame with its VLAN tag taken out into
@@ -280,7 +280,7 @@ func captureFrames(t *testing.T, p *pod) *frameSink {
 			s.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() { done.Store(true); <-stopped; unix.Close(fd) })
+	t.Cleanup(func() { done.Store(true); <-stopped; _ = unix.Close(fd) })
 	return s
 }
 

@@ -22,10 +22,10 @@ func injectStaleEntries(t *testing.T, n *node) {
 	maps := filepath.Join(n.pinDir, "maps")
 	dst, err := ebpf.LoadPinnedMap(filepath.Join(maps, "sdncni_dst"), nil)
 	require.NoError(t, err)
-	defer dst.Close()
+	defer func() { _ = dst.Close() }()
 	ep, err := ebpf.LoadPinnedMap(filepath.Join(maps, "sdncni_ep"), nil)
 	require.NoError(t, err)
-	defer ep.Close()
+	defer func() { _ = ep.Close() }()
 
 	const vpn = 1 // --network-id default
 	mac := []byte{0x0a, 0x58, 0x0a, 0x4d, 0x00, 0xc8}
