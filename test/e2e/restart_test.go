@@ -43,7 +43,7 @@ func (n *node) addresses(t *testing.T) map[string]netip.Prefix {
 	t.Helper()
 	st, err := ipam.Open(context.Background(), n.store)
 	require.NoError(t, err)
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	allocs, err := st.List(context.Background())
 	require.NoError(t, err)
 	out := map[string]netip.Prefix{}
