@@ -65,36 +65,44 @@ func TestAPIServer(t *testing.T) {
 		require.Contains(t, out, "kind: DaemonSet")
 	})
 
-	// The generated role is least privilege: what the controller does is allowed, the
-	// rest is not.
+	// The generated roles are least privilege: what each role does is allowed, the rest
+	// is not; a node holds none of the cluster role's powers (docs/deploy.md, "RBAC").
 	t.Run("rbac", func(t *testing.T) {
 		rbac := filepath.Join("..", "..", "deploy", "rbac")
-		_, err := api.Kubectl(ctx, nil, "apply", "-f", filepath.Join("..", "..", "deploy", "namespace.yaml"), "-f", rbac)
+		_, err := api.Kubectl(ctx, nil, "apply", "-f", filepath.Join("..", "..", "deploy", "namespace.yaml"), "-R", "-f", rbac)
 		require.NoError(t, err)
-		sa := "system:serviceaccount:sdncni-system:sdncni-controller"
+		const node, cluster = "system:serviceaccount:sdncni-system:sdncni-node", "system:serviceaccount:sdncni-system:sdncni-cluster"
 		for _, tc := range []struct {
+			as   string
 			args []string
 			want string
 		}{
-			{[]string{"watch", "virtualprivatenetworks.sdncni.io"}, "yes"},
-			{[]string{"create", "virtualprivatenetworks.sdncni.io"}, "yes"},
-			{[]string{"update", "virtualprivatenetworks.sdncni.io", "--subresource=status"}, "yes"},
-			{[]string{"update", "virtualprivatenetworks.sdncni.io", "--subresource=finalizers"}, "yes"},
-			{[]string{"delete", "virtualprivatenetworks.sdncni.io"}, "no"},
-			{[]string{"create", "vpnblocks.sdncni.io"}, "yes"},
-			{[]string{"delete", "vpnblocks.sdncni.io"}, "yes"},
-			{[]string{"deletecollection", "vpnblocks.sdncni.io"}, "yes"},
-			{[]string{"update", "vpnblocks.sdncni.io"}, "no"},
-			{[]string{"list", "pods"}, "yes"},
-			{[]string{"delete", "pods"}, "no"},
-			{[]string{"update", "namespaces"}, "no"},
-			{[]string{"get", "secrets"}, "no"},
-			{[]string{"create", "events"}, "yes"},
-			{[]string{"update", "leases.coordination.k8s.io", "-n", "sdncni-system"}, "yes"},
-			{[]string{"update", "leases.coordination.k8s.io", "-n", "default"}, "no"},
+			{node, []string{"watch", "virtualprivatenetworks.sdncni.io"}, "yes"},
+			{node, []string{"create", "virtualprivatenetworks.sdncni.io"}, "no"},
+			{node, []string{"update", "virtualprivatenetworks.sdncni.io", "--subresource=status"}, "no"},
+			{node, []string{"create", "vpnblocks.sdncni.io"}, "yes"},
+			{node, []string{"delete", "vpnblocks.sdncni.io"}, "no"},
+			{node, []string{"update", "vpnblocks.sdncni.io"}, "no"},
+			{node, []string{"create", "vpnids.sdncni.io"}, "no"},
+			{node, []string{"list", "pods"}, "yes"},
+			{node, []string{"delete", "pods"}, "no"},
+			{node, []string{"update", "namespaces"}, "no"},
+			{node, []string{"get", "secrets"}, "no"},
+			{node, []string{"create", "events"}, "yes"},
+			{node, []string{"update", "leases.coordination.k8s.io", "-n", "sdncni-system"}, "no"},
+			{cluster, []string{"watch", "virtualprivatenetworks.sdncni.io"}, "yes"},
+			{cluster, []string{"create", "virtualprivatenetworks.sdncni.io"}, "yes"},
+			{cluster, []string{"update", "virtualprivatenetworks.sdncni.io", "--subresource=status"}, "yes"},
+			{cluster, []string{"delete", "virtualprivatenetworks.sdncni.io"}, "no"},
+			{cluster, []string{"deletecollection", "vpnblocks.sdncni.io"}, "yes"},
+			{cluster, []string{"create", "vpnblocks.sdncni.io"}, "no"},
+			{cluster, []string{"create", "vpnids.sdncni.io"}, "yes"},
+			{cluster, []string{"get", "secrets"}, "no"},
+			{cluster, []string{"update", "leases.coordination.k8s.io", "-n", "sdncni-system"}, "yes"},
+			{cluster, []string{"update", "leases.coordination.k8s.io", "-n", "default"}, "no"},
 		} {
-			t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-				out, _ := api.Kubectl(ctx, nil, append([]string{"auth", "can-i", "--as", sa}, tc.args...)...)
+			t.Run(tc.as[strings.LastIndex(tc.as, ":")+1:]+" "+strings.Join(tc.args, " "), func(t *testing.T) {
+				out, _ := api.Kubectl(ctx, nil, append([]string{"auth", "can-i", "--as", tc.as}, tc.args...)...)
 				// Warnings (cluster-scoped resource, …) come first; the answer is last.
 				lines := strings.Split(strings.TrimSpace(out), "\n")
 				require.Equal(t, tc.want, lines[len(lines)-1], out)
