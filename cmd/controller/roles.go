@@ -12,7 +12,6 @@ import (
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/sdncni/sdncni/pkg/ovs"
 )
 
 // What one sdncni-controller process runs (--role). The node role and the cluster role
@@ -34,13 +33,9 @@ const (
 func runCluster(ctx context.Context, o *options, log logr.Logger) error {
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	var nbOpts []ovs.ConnOption
-	if o.nbTLS.Enabled() {
-		nbOpts = append(nbOpts, ovs.WithTLS(o.nbTLS))
-	}
-	nb, err := ovs.NewNorthbound(startCtx, o.nbDB, log.WithName("nbdb"), nbOpts...)
+	nb, err := connectNorthbound(startCtx, o, log)
 	if err != nil {
-		return fmt.Errorf("connect to ovn northbound: %w", err)
+		return err
 	}
 	defer nb.Close()
 	mgr, cfg, scheme, err := newManager(o, true, log)

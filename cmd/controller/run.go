@@ -56,13 +56,9 @@ func run(ctx context.Context, o *options) error {
 	if err := resolveTopology(startCtx, o, vs, log); err != nil {
 		return err
 	}
-	var nbOpts []ovs.ConnOption
-	if o.nbTLS.Enabled() {
-		nbOpts = append(nbOpts, ovs.WithTLS(o.nbTLS))
-	}
-	nb, err := ovs.NewNorthbound(startCtx, o.nbDB, log.WithName("nbdb"), nbOpts...)
+	nb, err := connectNorthbound(startCtx, o, log)
 	if err != nil {
-		return fmt.Errorf("connect to ovn northbound: %w", err)
+		return err
 	}
 	defer nb.Close()
 	store, err := ipam.Open(startCtx, o.ipamStore)
@@ -214,4 +210,17 @@ func teardown(ctx context.Context, o *options, log logr.Logger) error {
 	}
 	log.Info("fast path removed", "pinDir", o.pinDir)
 	return nil
+}
+
+// connectNorthbound connects to --nb-db, over TLS with the --ovn-tls-* files if given.
+func connectNorthbound(ctx context.Context, o *options, log logr.Logger) (*ovs.Northbound, error) {
+	var opts []ovs.ConnOption
+	if o.nbTLS.Enabled() {
+		opts = append(opts, ovs.WithTLS(o.nbTLS))
+	}
+	nb, err := ovs.NewNorthbound(ctx, o.nbDB, log.WithName("nbdb"), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to ovn northbound: %w", err)
+	}
+	return nb, nil
 }
