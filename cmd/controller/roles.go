@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
 )
 
 // What one sdncni-controller process runs (--role). The node role and the cluster role
