@@ -1,14 +1,18 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/go-logr/logr"
+	"github.com/google/nftables"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -177,4 +181,52 @@ func (g *gwTopo) udpSilent(n ns.NetNS, dst string, ttl int) error {
 		return nil
 	}))
 	return got
+}
+
+// TestSetNodesKeepsTheSharedServicesOfARestart: a controller that restarts finds the
+// table with the shared Services its predecessor wrote; the node guard's first write
+// must not drop them before SetShared has run (DNS would stop for every VPN), and
+// SetShared's first write then carries the node guard.
+func TestSetNodesKeepsTheSharedServicesOfARestart(t *testing.T) {
+	testenv.RequireRoot(t)
+	g := newGWTopo(t)
+	ctx := context.Background()
+	svcChains := func() int {
+		n := 0
+		require.NoError(t, g.node.Do(func(ns.NetNS) error {
+			c, err := nftables.New()
+			if err != nil {
+				return err
+			}
+			chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+			if err != nil {
+				return err
+			}
+			for _, ch := range chains {
+				if ch.Table.Name == TableName && strings.HasPrefix(ch.Name, "svc-") {
+					n++
+				}
+			}
+			return nil
+		}))
+		return n
+	}
+	dns := sharedFixture(7, "10.96.0.10:53", "10.1.0.5:5353")
+	require.NoError(t, g.node.Do(func(ns.NetNS) error {
+		return New(Config{}, nil, nil, nil, logr.Discard()).SetShared(ctx, []SharedService{dns})
+	}))
+	require.Equal(t, 1, svcChains(), "the first controller's shared Service")
+	var next *Gateway
+	require.NoError(t, g.node.Do(func(ns.NetNS) error {
+		next = New(Config{}, nil, nil, nil, logr.Discard())
+		if err := EnsureNetfilter(Filter{}); err != nil {
+			return err
+		}
+		return next.SetNodes(ctx, []netip.Addr{netip.MustParseAddr("198.18.0.2")}, nil)
+	}))
+	require.Equal(t, 1, svcChains(), "the restarted controller's node guard dropped the shared Services")
+	g.echo(g.world, "198.18.0.2:5300")
+	require.NoError(t, g.node.Do(func(ns.NetNS) error { return next.SetShared(ctx, []SharedService{dns}) }))
+	require.Equal(t, 1, svcChains())
+	require.False(t, g.answered(g.pod, "", "198.18.0.2:5300"), "SetShared's write carries the node guard")
 }

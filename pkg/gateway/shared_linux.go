@@ -47,6 +47,7 @@ func (g *Gateway) SetShared(ctx context.Context, services []SharedService) error
 	}
 	old := g.shared
 	g.shared, g.sharedWritten = ok, true
+	g.nodesWritten = true // g.filter() carried the node guard
 	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, conntrackFilter{newStaleFlows(old, ok)})
 	if err != nil {
 		// Written, but not cleaned: the next call cleans again.
@@ -80,6 +81,13 @@ func (g *Gateway) SetNodes(ctx context.Context, nodes []netip.Addr, api []netip.
 	}
 	old, oldAPI := g.nodes, g.apiServers
 	g.nodes, g.apiServers = nodes, api
+	if !g.sharedWritten {
+		// The table may still hold the shared Services of the controller that ran
+		// before (EnsureNetfilter keeps it, so a restart does not cut DNS): rewriting it
+		// now would drop them. SetShared's first write, which follows at start, carries
+		// the node guard too.
+		return nil
+	}
 	if err := writeNetfilter(g.shared, g.filter()); err != nil {
 		g.nodes, g.apiServers = old, oldAPI
 		return err
