@@ -301,9 +301,18 @@ func TestSharedServices(t *testing.T) {
 		require.NoError(t, api.Client.Update(ctx, dnsSlice))
 		for _, p := range []*tpod{c1, c2} {
 			require.Eventually(t, func() bool {
-				tcp, udp := spread(t, p.pod, svcIP(dns), 8)
-				return tcp["dns-2"] == 0 && udp["dns-2"] == 0
-			}, 20*time.Second, 500*time.Millisecond, "%s: dns-2 drained", p.name)
+				// While the change lands, a connection DNATed to dns-2 just before may lose
+				// its conntrack entry to the cleanup of gone endpoints (on purpose: see the
+				// pinned socket below) and time out; that is "not drained yet", not a failure.
+				for range 8 {
+					got, err := banner(p.pod, svcIP(dns), 5*time.Second)
+					name, uerr := udpName(p.pod, svcIP(dns), 3*time.Second)
+					if err != nil || uerr != nil || got == "dns-2" || name == "dns-2" {
+						return false
+					}
+				}
+				return true
+			}, 30*time.Second, 500*time.Millisecond, "%s: dns-2 drained", p.name)
 		}
 		require.Equal(t, "dns-1", ask(sticky), "the pinned socket moved to dns-1 (its conntrack entry was deleted)")
 		dnsSlice.Endpoints = endpointSlice("kube-system", "kube-dns",
