@@ -3,9 +3,6 @@ package v1alpha1_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,30 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/internal/testenv"
 )
-
-// applyDeployPolicies applies, with kubectl, every manifest under policy/ that
-// deploy/kustomization.yaml installs: what a user gets from kubectl apply -k deploy.
-func applyDeployPolicies(ctx context.Context, t *testing.T, api *testenv.APIServer) {
-	t.Helper()
-	dir := filepath.Join("..", "..", "deploy")
-	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
-	require.NoError(t, err)
-	var k struct {
-		Resources []string `json:"resources"`
-	}
-	require.NoError(t, yaml.Unmarshal(raw, &k))
-	for _, r := range k.Resources {
-		if strings.HasPrefix(r, "policy/") {
-			out, err := api.Kubectl(ctx, nil, "apply", "-f", filepath.Join(dir, r))
-			require.NoError(t, err, out)
-		}
-	}
-}
 
 // impersonate returns a client acting as user in groups (the test admin may impersonate).
 func impersonate(t *testing.T, api *testenv.APIServer, user string, groups ...string) client.Client {
@@ -85,7 +62,7 @@ func TestNamespaceVPNLabelsAdminOnly(t *testing.T) {
 
 	require.NoError(t, tenant.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "alice-app"}}),
 		"the tenant may create namespaces at all")
-	applyDeployPolicies(ctx, t, api)
+	applyDeploy(ctx, t, api, "policy/")
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "alice-app"}}
 	join := labelPatch(map[string]any{v1alpha1.LabelVPN: "blue"})
