@@ -11,6 +11,9 @@
 //     most one address per pool.
 //   - The network address, the IPv4 broadcast address and a range's Gateway
 //     are never handed out.
+//   - Nothing is allocated or reserved in a fenced range (Fence: a block the
+//     node is giving back). Fence checks that the range is empty and closes it
+//     in one locked step, so an allocation racing a release lands elsewhere.
 //   - Allocation is next-fit: it continues after the pool's last allocated
 //     address, so a just-released address is not reused at once.
 //   - A store file that fails to parse, is truncated or fails its SHA-256

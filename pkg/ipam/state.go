@@ -18,6 +18,9 @@ type poolState struct {
 	// cursor. It survives Release so a freed address is not reused at once.
 	Last        netip.Addr `json:"last,omitzero"`
 	Allocations []record   `json:"allocations"`
+	// Fenced are ranges of the pool that nothing may be allocated in (Fence): blocks
+	// this node is giving back, or gave back, until it claims them again (Unfence).
+	Fenced []netip.Prefix `json:"fenced,omitempty"`
 }
 
 type record struct {
@@ -113,7 +116,15 @@ func (st *state) allocate(vp validPool, o Owner, now time.Time) (Allocation, boo
 	for _, r := range ps.Allocations {
 		used[r.Addr.Addr()] = struct{}{}
 	}
-	addr, b, ok := vp.nextFit(ps.Last, func(a netip.Addr) bool { _, u := used[a]; return u })
+	open := ps.unfenced(vp)
+	var (
+		addr netip.Addr
+		b    block
+		ok   bool
+	)
+	if len(open.blocks) > 0 {
+		addr, b, ok = open.nextFit(ps.Last, func(a netip.Addr) bool { _, u := used[a]; return u || ps.fenced(a) })
+	}
 	if !ok {
 		return Allocation{}, false, fmt.Errorf("pool %s (%d addresses): %w", vp.name, vp.total(), ErrExhausted)
 	}
@@ -130,6 +141,10 @@ func (st *state) reserve(vp validPool, o Owner, addr netip.Addr, now time.Time) 
 		return Allocation{}, false, fmt.Errorf("%s in pool %s: %w", addr, vp.name, ErrOutOfRange)
 	}
 	ps := st.pool(vp.name)
+	if ps.fenced(addr) {
+		return Allocation{}, false, fmt.Errorf("%s in pool %s is in a fenced range (a block being given back): %w",
+			addr, vp.name, ErrOutOfRange)
+	}
 	if i := ps.holder(addr); i >= 0 {
 		r := ps.Allocations[i]
 		if r.key() == o.key() {
