@@ -26,7 +26,7 @@ func SwitchRouterPortName(network string) string { return "sdncni-" + network + 
 
 // Northbound is a client of the OVN Northbound database with a cache of the
 // Logical_Switch, Logical_Switch_Port, Logical_Router, Logical_Router_Port,
-// Logical_Router_Static_Route and Load_Balancer tables.
+// Logical_Router_Static_Route, Load_Balancer, ACL and Address_Set tables.
 type Northbound struct {
 	c   client.Client
 	log logr.Logger
@@ -50,15 +50,19 @@ func NewNorthbound(ctx context.Context, endpoint string, log logr.Logger, opts .
 			lrp nb.LogicalRouterPort
 			sr  nb.LogicalRouterStaticRoute
 			lb  nb.LoadBalancer
+			acl nb.ACL
+			as  nb.AddressSet
 		)
 		return []client.MonitorOption{
-			client.WithTable(&ls, &ls.Name, &ls.Ports, &ls.LoadBalancer, &ls.ExternalIDs),
+			client.WithTable(&ls, &ls.Name, &ls.Ports, &ls.LoadBalancer, &ls.ACLs, &ls.ExternalIDs),
 			client.WithTable(&lsp, &lsp.Name, &lsp.Type, &lsp.Addresses, &lsp.PortSecurity,
 				&lsp.Options, &lsp.ExternalIDs, &lsp.Up),
 			client.WithTable(&lr, &lr.Name, &lr.Ports, &lr.StaticRoutes, &lr.LoadBalancer, &lr.ExternalIDs),
 			client.WithTable(&sr, &sr.IPPrefix, &sr.Nexthop, &sr.Policy, &sr.ExternalIDs),
 			client.WithTable(&lrp, &lrp.Name, &lrp.MAC, &lrp.Networks, &lrp.ExternalIDs),
 			client.WithTable(&lb, &lb.Name, &lb.Protocol, &lb.Vips, &lb.ExternalIDs),
+			client.WithTable(&acl, &acl.Direction, &acl.Priority, &acl.Match, &acl.Action, &acl.Options, &acl.ExternalIDs),
+			client.WithTable(&as, &as.Name, &as.Addresses, &as.ExternalIDs),
 		}
 	}, opts...)
 	if err != nil {
