@@ -21,53 +21,55 @@ import (
 	"github.com/sdncni/sdncni/pkg/datapath"
 	"github.com/sdncni/sdncni/pkg/gateway"
 	"github.com/sdncni/sdncni/pkg/ipam"
+	"github.com/sdncni/sdncni/pkg/netpol"
 	"github.com/sdncni/sdncni/pkg/ovs"
 	"github.com/sdncni/sdncni/pkg/vpn"
 )
 
 // kubeMode starts the controller-runtime manager with the node role's informers (and,
 // for --role=all, the leader-elected cluster role). It returns the node's Networks once
-// the caches are synced.
+// the caches are synced, and what tells the attach.Manager which pods a NetworkPolicy
+// keeps off the fast path.
 func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbound, store *ipam.Store, dp *datapath.Datapath,
-	log logr.Logger) (*vpn.NodeNetworks, error) {
+	log logr.Logger) (*vpn.NodeNetworks, attach.PodPolicy, error) {
 	withCluster := o.role == roleAll
 	mgr, cfg, scheme, err := newManager(o, withCluster, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if withCluster {
 		if err := setupClusterRole(mgr, o, nb, log); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// VPNs this node holds off the fast path (over their bound of Service endpoints).
 	overrides := vpn.NewFastPathOverrides()
 	if err := (&vpn.FastPathReconciler{Client: mgr.GetClient(), Datapath: dp, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
 		Log: log.WithName("vpn-fastpath"), Overrides: overrides}).SetupWithManager(mgr); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// An empty Service-endpoint map (a new node, an upgrade) would let same-node Service
 	// replies take the fast path until the first write: hold the fast path off till then.
 	held, err := dp.ServiceEndpoints(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ser := &vpn.ServiceEndpointReconciler{Cache: mgr.GetCache(), Datapath: dp, FastPath: o.fastPath,
 		WaitForSync: len(held) == 0, Node: o.nodeName, Overrides: overrides,
 		Recorder: mgr.GetEventRecorderFor("sdncni-controller"), Log: log.WithName("service-endpoints")}
 	if err := ser.Hold(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := ser.SetupWithManager(mgr); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, fmt.Errorf("api client: %w", err)
+		return nil, nil, fmt.Errorf("api client: %w", err)
 	}
 	// The node's gateway: management ports per VPN, forwarding and the isolation guard.
 	if err := gateway.EnsureNetfilter(gateway.Filter{ServiceCIDRs: o.serviceCIDRs, ControlPlane: o.controlPlane}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nodeNets := vpn.NewNodeNetworks(mgr.GetCache(), direct, o.nodeName, o.mtu, log.WithName("vpn-node"))
 	gw := gateway.New(gateway.Config{Bridge: o.bridge, Node: o.nodeName, ServiceCIDRs: o.serviceCIDRs,
@@ -82,19 +84,25 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	gr := &gateway.Reconciler{Cache: mgr.GetCache(), API: direct, Networks: nodeNets, Gateway: gw, Node: o.nodeName,
 		Recorder: mgr.GetEventRecorderFor("sdncni-controller"), Log: log.WithName("gateway")}
 	if err := gr.SetupWithManager(mgr); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := (&gateway.NodeGuard{Cache: mgr.GetCache(), Gateway: gw, Log: log.WithName("node-guard")}).SetupWithManager(mgr); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	shr := &vpn.SharedServiceReconciler{Cache: mgr.GetCache(), Networks: nodeNets, Gateway: gw, DNS: o.dnsService,
 		ClusterVPN: v1alpha1.DefaultVPNName, Log: log.WithName("shared-services")}
 	if err := shr.SetupWithManager(mgr); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	// Pods a NetworkPolicy selects keep their traffic on OVS, where the ACLs are.
+	isolation := &netpol.Isolation{Cache: mgr.GetCache()}
+	if err := (&netpol.FastPathReconciler{Isolation: isolation, Datapath: dp, Store: store, Networks: nodeNets,
+		Log: log.WithName("networkpolicy-fastpath")}).SetupWithManager(mgr); err != nil {
+		return nil, nil, err
 	}
 	if withCluster {
 		if err := ensureDefaultVPN(ctx, direct, o); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	go func() {
@@ -103,20 +111,20 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 		}
 	}()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return nil, fmt.Errorf("informer caches did not sync")
+		return nil, nil, fmt.Errorf("informer caches did not sync")
 	}
 	// Warm the informers the node role reads so the first ADD does not start them.
 	var warm v1alpha1.VPNBlockList
 	if err := mgr.GetCache().List(ctx, &warm); err != nil {
-		return nil, fmt.Errorf("start vpnblock informer: %w", err)
+		return nil, nil, fmt.Errorf("start vpnblock informer: %w", err)
 	}
 	var warmIDs v1alpha1.VPNIDList
 	if err := mgr.GetCache().List(ctx, &warmIDs); err != nil {
-		return nil, fmt.Errorf("start vpnid informer: %w", err)
+		return nil, nil, fmt.Errorf("start vpnid informer: %w", err)
 	}
 	var vpns v1alpha1.VirtualPrivateNetworkList
 	if err := mgr.GetCache().List(ctx, &vpns); err != nil {
-		return nil, fmt.Errorf("list vpns: %w", err)
+		return nil, nil, fmt.Errorf("list vpns: %w", err)
 	}
 	keep := map[string]bool{}
 	for _, v := range vpns.Items {
@@ -125,7 +133,7 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err := gw.Sweep(ctx, keep); err != nil {
 		log.Error(err, "sweep management ports of deleted VPNs")
 	}
-	return nodeNets, nil
+	return nodeNets, isolation, nil
 }
 
 // newManager builds the manager; leader election only where the cluster role runs (the
@@ -160,7 +168,7 @@ func newManager(o *options, leaderElection bool, log logr.Logger) (ctrl.Manager,
 }
 
 // setupClusterRole registers the leader-elected reconcilers: VPNs (ids, OVN topology,
-// status, finalizers) and Services (OVN load balancers).
+// status, finalizers), Services (OVN load balancers) and NetworkPolicies (OVN ACLs).
 func setupClusterRole(mgr ctrl.Manager, o *options, nb *ovs.Northbound, log logr.Logger) error {
 	cr := &vpn.ClusterReconciler{Client: mgr.GetClient(), API: mgr.GetAPIReader(), NB: nb, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
 		DefaultMTU: o.mtu, Resync: 15 * time.Second, Log: log.WithName("vpn")}
@@ -168,7 +176,12 @@ func setupClusterRole(mgr ctrl.Manager, o *options, nb *ovs.Northbound, log logr
 		return err
 	}
 	sr := &vpn.ServiceReconciler{Client: mgr.GetClient(), NB: nb, Resync: time.Minute, Log: log.WithName("service")}
-	return sr.SetupWithManager(mgr)
+	if err := sr.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	pr := &netpol.Reconciler{Client: mgr.GetClient(), NB: nb, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
+		Resync: 10 * time.Second, Log: log.WithName("networkpolicy")}
+	return pr.SetupWithManager(mgr)
 }
 
 // ensureDefaultVPN creates the default VPN from the flags if nobody has yet; the cluster

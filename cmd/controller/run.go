@@ -75,14 +75,17 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
-	var networks attach.Networks
+	var (
+		networks  attach.Networks
+		podPolicy attach.PodPolicy
+	)
 	if o.kubeconfig != "" {
 		// The manager lives as long as the controller, not the start-up deadline.
-		kn, err := kubeMode(ctx, o, vs, nb, store, dp, log)
+		kn, pp, err := kubeMode(ctx, o, vs, nb, store, dp, log)
 		if err != nil {
 			return err
 		}
-		networks = kn
+		networks, podPolicy = kn, pp
 	} else {
 		sn, err := buildNetworks(o)
 		if err != nil {
@@ -97,7 +100,7 @@ func run(ctx context.Context, o *options) error {
 	}
 	mgr := attach.New(attach.Config{Bridge: o.bridge, NodeName: o.nodeName, OVNWait: o.ovnWait,
 		TxOffloadOff: o.txOffloadOff},
-		attach.Deps{VSwitch: vs, Northbound: nb, IPAM: store, Datapath: dp, Networks: networks},
+		attach.Deps{VSwitch: vs, Northbound: nb, IPAM: store, Datapath: dp, Networks: networks, Policy: podPolicy},
 		log.WithName("attach"))
 	if o.kubeconfig == "" {
 		// With VPNs the cluster role realises networks in OVN.

@@ -61,7 +61,7 @@ func (m *Manager) Check(ctx context.Context, r Request) error {
 		return fmt.Errorf("ovs port %s is down: the pod's traffic cannot reach OVS", names.OVSIf)
 	}
 	ep := datapath.Endpoint{VPN: n.ID, HostIfIndex: host.Attrs().Index, OVSIfIndex: ovsLink.Attrs().Index,
-		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr.Addr(), FastPath: true}
+		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr.Addr(), FastPath: m.podFastPath(ctx, r.PodNamespace, r.PodName)}
 	if err := m.deps.Datapath.Check(ctx, ep); err != nil {
 		return fmt.Errorf("datapath: %w", err)
 	}

@@ -53,6 +53,8 @@ type Deps struct {
 	IPAM       addressStore
 	Datapath   fastPath
 	Networks   Networks
+	// Policy keeps pods that a NetworkPolicy isolates off the fast path; nil: none is.
+	Policy PodPolicy
 }
 
 // Manager attaches and detaches pods. See the package doc.
@@ -216,7 +218,7 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 	}
 
 	ep := datapath.Endpoint{VPN: n.ID, HostIfIndex: link.HostIndex, OVSIfIndex: ovsLink.Attrs().Index,
-		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr.Addr(), FastPath: true}
+		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr.Addr(), FastPath: m.podFastPath(ctx, r.PodNamespace, r.PodName)}
 	if err := m.deps.Datapath.Attach(ctx, ep); err != nil {
 		return nil, fmt.Errorf("attach datapath: %w", err)
 	}

@@ -293,7 +293,8 @@ func (m *Manager) repair(ctx context.Context, k Key) (fixed []string, err error)
 		return fixed, err
 	}
 	ep := datapath.Endpoint{VPN: n.ID, HostIfIndex: host.Attrs().Index, OVSIfIndex: ovsLink.Attrs().Index,
-		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr, FastPath: true}
+		HostIfName: names.HostIf, OVSIfName: names.OVSIf, MAC: mac, IP: addr,
+		FastPath: m.podFastPath(ctx, alloc.Owner.PodNamespace, alloc.Owner.PodName)}
 	if m.deps.Datapath.Check(ctx, ep) != nil {
 		fixed = append(fixed, "datapath")
 	}

@@ -1,0 +1,291 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sdncni/sdncni/internal/testenv"
+	"github.com/sdncni/sdncni/pkg/policy"
+)
+
+// ppod is a pod of the policy truth table, with its Pod object in the API server (the
+// labels and named ports policies select by).
+type ppod struct {
+	*pod
+	vpn    string
+	node   int
+	labels map[string]string
+	ip     netip.Addr
+}
+
+func (p *ppod) key() string { return p.namespace + "/" + p.name }
+
+// policyScenario is a set of policies and a few verdicts stated by hand: the table is
+// judged against pkg/policy's reference semantics, the spot checks keep that honest.
+type policyScenario struct {
+	name     string
+	policies []networkingv1.NetworkPolicy
+	// spot: "src>dst/proto" → allowed.
+	spot map[string]bool
+}
+
+func tcpPort(p int32) networkingv1.NetworkPolicyPort {
+	proto := corev1.ProtocolTCP
+	v := intstr.FromInt32(p)
+	return networkingv1.NetworkPolicyPort{Protocol: &proto, Port: &v}
+}
+
+func namedPort(proto corev1.Protocol, name string) networkingv1.NetworkPolicyPort {
+	v := intstr.FromString(name)
+	return networkingv1.NetworkPolicyPort{Protocol: &proto, Port: &v}
+}
+
+func policyScenarios() []policyScenario {
+	ingress := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	egress := []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
+	meta := func(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
+	return []policyScenario{
+		{name: "deny all ingress of x", policies: []networkingv1.NetworkPolicy{
+			{ObjectMeta: meta("x", "deny"), Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress}},
+		}, spot: map[string]bool{"y/a>x/a/TCP": false, "x/b>x/a/UDP": false, "x/a>y/a/TCP": true, "y/a>z/a/UDP": true}},
+		{name: "x/a admits y on the TCP port only", policies: []networkingv1.NetworkPolicy{
+			{ObjectMeta: meta("x", "from-y"), Spec: networkingv1.NetworkPolicySpec{
+				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"pod": "a"}},
+				Ingress: []networkingv1.NetworkPolicyIngressRule{{
+					From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "y"}}}},
+					Ports: []networkingv1.NetworkPolicyPort{tcpPort(bannerPort)},
+				}}}},
+		}, spot: map[string]bool{"y/a>x/a/TCP": true, "y/b>x/a/UDP": false, "z/a>x/a/TCP": false, "x/b>x/a/TCP": false, "z/a>x/b/TCP": true}},
+		{name: "y egress only to x by named UDP port", policies: []networkingv1.NetworkPolicy{
+			{ObjectMeta: meta("y", "to-x"), Spec: networkingv1.NetworkPolicySpec{PolicyTypes: egress,
+				Egress: []networkingv1.NetworkPolicyEgressRule{{
+					To:    []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "x"}}}},
+					Ports: []networkingv1.NetworkPolicyPort{namedPort(corev1.ProtocolUDP, "name-udp")},
+				}}}},
+		}, spot: map[string]bool{"y/a>x/a/UDP": true, "y/a>x/a/TCP": false, "y/b>z/a/UDP": false, "x/a>y/a/TCP": true}},
+		{name: "a policy in another VPN selecting x opens nothing across", policies: []networkingv1.NetworkPolicy{
+			{ObjectMeta: meta("w", "from-x"), Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress,
+				Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{
+					{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "x"}}},
+					{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}}}}}}},
+			{ObjectMeta: meta("x", "deny"), Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress}},
+		}, spot: map[string]bool{"x/a>w/a/TCP": false, "w/a>x/a/TCP": false, "y/a>x/b/UDP": false}},
+	}
+}
+
+// TestNetworkPolicyTruthTable: namespaces x, y, z in one VPN and w in another, pods on
+// two nodes with Pod objects in a real API server, real OVN and the fast path. For each
+// scenario every ordered pair is probed over TCP and UDP and must match the reference
+// semantics (pkg/policy.Allowed): an allowed probe gets its own pod's answer, a denied
+// one times out. Pairs across VPNs never connect. Run with the fast path on (a same-node
+// pair that the fast path let through against a policy fails here), then off. The node
+// still reaches isolated pods (kubelet's probes).
+func TestNetworkPolicyTruthTable(t *testing.T) {
+	api := testenv.StartAPIServer(t)
+	createNamespaces(t, api, "sdncni-system")
+	for _, ns := range []string{"x", "y", "z", "w"} {
+		require.NoError(t, api.Client.Create(context.Background(), &corev1.Namespace{
+			ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"ns": ns}}}))
+	}
+	c := testenv.StartCluster(t, 2)
+	nodes := []*node{
+		startVPNController(t, c.Nodes[0], api, "10.84.0.0/16", "--metrics-addr", metricsAddr),
+		startVPNController(t, c.Nodes[1], api, "10.84.0.0/16"),
+	}
+	createVPN(t, api, "vpn-p", "10.93.0.0/24", "x", "y", "z")
+	createVPN(t, api, "vpn-q", "10.93.4.0/24", "w")
+	waitVPN(t, api, "vpn-p", ready)
+	waitVPN(t, api, "vpn-q", ready)
+
+	var pods []*ppod
+	add := func(ns, name, vpn string, n int) {
+		p := &ppod{pod: newPodIn(t, name, ns), vpn: vpn, node: n, labels: map[string]string{"pod": name}}
+		obj := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: p.labels},
+			Spec: corev1.PodSpec{NodeName: c.Nodes[n].SystemID, Containers: []corev1.Container{{Name: "c", Image: "none",
+				Ports: []corev1.ContainerPort{{Name: "name-tcp", ContainerPort: bannerPort},
+					{Name: "name-udp", ContainerPort: udpPort, Protocol: corev1.ProtocolUDP}}}}}}
+		require.NoError(t, api.Client.Create(context.Background(), obj))
+		p.ip = nodes[n].mustAdd(t, "1.1.0", p.pod)
+		serveBanner(t, p.pod)
+		serveUDPName(t, p.pod)
+		t.Cleanup(func() { _ = nodes[n].del(t, "1.1.0", p.pod) })
+		pods = append(pods, p)
+	}
+	add("x", "a", "vpn-p", 0)
+	add("x", "b", "vpn-p", 1)
+	add("y", "a", "vpn-p", 0)
+	add("y", "b", "vpn-p", 1)
+	add("z", "a", "vpn-p", 0)
+	add("w", "a", "vpn-q", 0)
+	for _, a := range pods {
+		for _, b := range pods {
+			if a != b && a.vpn == b.vpn {
+				waitPing(t, a.pod, b.ip, 20*time.Second)
+			}
+		}
+	}
+
+	run := func(t *testing.T, fastPath bool) {
+		before := nodes[0].datapathCounters(t)["redirect_fast"]
+		for _, sc := range policyScenarios() {
+			t.Run(sc.name, func(t *testing.T) {
+				applyPolicies(t, api, sc.policies)
+				t.Cleanup(func() { applyPolicies(t, api, nil) })
+				policyTable(t, nodes, pods, sc)
+			})
+		}
+		if fastPath {
+			require.Greater(t, nodes[0].datapathCounters(t)["redirect_fast"], before,
+				"the pods no policy selects keep the fast path")
+		}
+	}
+	t.Run("fast path on", func(t *testing.T) { run(t, true) })
+	for _, n := range nodes {
+		if t.Failed() {
+			t.Logf("controller log of %s before its restart:\n%s", n.ovn.SystemID, n.controllerLog())
+		}
+		n.restartController(append(n.extra, "--fast-path=false")...)
+	}
+	t.Run("fast path off", func(t *testing.T) { run(t, false) })
+}
+
+// applyPolicies makes the policies of x, y, z and w exactly pols.
+func applyPolicies(t *testing.T, api *testenv.APIServer, pols []networkingv1.NetworkPolicy) {
+	t.Helper()
+	ctx := context.Background()
+	for _, ns := range []string{"x", "y", "z", "w"} {
+		require.NoError(t, api.Client.DeleteAllOf(ctx, &networkingv1.NetworkPolicy{}, client.InNamespace(ns)))
+	}
+	for i := range pols {
+		p := pols[i].DeepCopy()
+		require.NoError(t, api.Client.Create(ctx, p))
+	}
+}
+
+// policyTable waits for the scenario to hold on one denied and one allowed pair, then
+// probes every ordered pair once.
+func policyTable(t *testing.T, nodes []*node, pods []*ppod, sc policyScenario) {
+	t.Helper()
+	byVPN := map[string]*policy.Policies{}
+	for _, vpn := range []string{"vpn-p", "vpn-q"} {
+		s := &policy.Snapshot{VPN: vpn, Policies: sc.policies}
+		for _, ns := range []string{"x", "y", "z", "w"} {
+			s.Namespaces = append(s.Namespaces, policy.Namespace{Name: ns, Labels: map[string]string{"ns": ns}})
+		}
+		var own []networkingv1.NetworkPolicy
+		for _, p := range sc.policies {
+			if (p.Namespace == "w") == (vpn == "vpn-q") {
+				own = append(own, p)
+			}
+		}
+		s.Policies = own
+		for _, p := range pods {
+			if p.vpn == vpn {
+				s.Pods = append(s.Pods, policy.Pod{Namespace: p.namespace, Name: p.name, Labels: p.labels, IP: p.ip,
+					Ports: []policy.NamedPort{{Name: "name-tcp", Protocol: corev1.ProtocolTCP, Port: bannerPort},
+						{Name: "name-udp", Protocol: corev1.ProtocolUDP, Port: udpPort}}})
+			}
+		}
+		byVPN[vpn] = policy.Resolve(s)
+	}
+	want := func(a, b *ppod, proto corev1.Protocol) bool {
+		if a.vpn != b.vpn {
+			return false
+		}
+		port := int32(bannerPort)
+		if proto == corev1.ProtocolUDP {
+			port = udpPort
+		}
+		return byVPN[a.vpn].Allowed(a.ip, b.ip, proto, port)
+	}
+	find := func(k string) *ppod {
+		for _, p := range pods {
+			if p.key() == k {
+				return p
+			}
+		}
+		t.Fatalf("no pod %s", k)
+		return nil
+	}
+	for k, allowed := range sc.spot {
+		require.Equal(t, allowed, want(find(k[:3]), find(k[4:7]), corev1.Protocol(k[8:])), "reference semantics of %s", k)
+	}
+	// Converged: every spot check holds (probing until it does, up to 20 s).
+	for k, allowed := range sc.spot {
+		a, b, proto := find(k[:3]), find(k[4:7]), corev1.Protocol(k[8:])
+		require.Eventually(t, func() bool { return probe(a, b, proto) == allowed }, 20*time.Second, 200*time.Millisecond,
+			"%s: want allowed=%v", k, allowed)
+	}
+	var mu sync.Mutex
+	var bad []string
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	allowed, denied := 0, 0
+	for _, a := range pods {
+		for _, b := range pods {
+			if a == b {
+				continue
+			}
+			for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP} {
+				w := want(a, b, proto)
+				if w {
+					allowed++
+				} else {
+					denied++
+				}
+				wg.Go(func() {
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					if got := probe(a, b, proto); got != w {
+						mu.Lock()
+						bad = append(bad, fmt.Sprintf("%s(node %d) → %s(node %d) %s: allowed=%v, want %v", a.key(), a.node, b.key(), b.node, proto, got, w))
+						mu.Unlock()
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	sort.Strings(bad)
+	for _, b := range bad {
+		t.Error(b)
+	}
+	// kubelet's probes: the node reaches its isolated pods.
+	for _, p := range pods {
+		if p.node == 0 && p.vpn == "vpn-p" {
+			name, err := nodeBanner(nodes[0].ovn.NetNSPath, p.ip, 3*time.Second)
+			require.NoError(t, err, "node → %s", p.key())
+			require.Equal(t, p.name, name)
+		}
+	}
+	t.Logf("%s: %d allowed and %d denied probes, %d wrong", sc.name, allowed, denied, len(bad))
+}
+
+// probe reports whether b answered a over proto with its own name. A denied TCP probe
+// must time out: a refusal or an ICMP error would tell the prober something.
+func probe(a, b *ppod, proto corev1.Protocol) bool {
+	if proto == corev1.ProtocolUDP {
+		got, _ := udpName(a.pod, b.ip, 1200*time.Millisecond)
+		return got == b.name
+	}
+	got, err := banner(a.pod, b.ip, 1500*time.Millisecond)
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		return true // not a timeout: something answered; counted as a leak
+	}
+	return err == nil && got == b.name
+}
