@@ -16,12 +16,19 @@ import (
 // The Secrets, in the install namespace.
 const (
 	// CASecret holds the CA's certificate and key (ca.crt, ca.key): only the pki Job
-	// reads it.
+	// and the cluster role (which signs the nodes' certificates, Signer) read it.
 	CASecret = "ovn-ca"
 	// ServerSecret is the databases' certificate (tls.crt, tls.key, ca.crt).
 	ServerSecret = "ovn-server"
-	// ClientSecret is the nodes' certificate (tls.crt, tls.key, ca.crt).
-	ClientSecret = "ovn-client"
+	// ClusterSecret is the cluster role's client certificate (tls.crt, tls.key, ca.crt).
+	// Nodes have one each, made on the node (NodeCert).
+	ClusterSecret = "ovn-cluster"
+	// CABundle is the ConfigMap (ca.crt) of the CA certificates the databases'
+	// certificate chains to: what nodes trust. No secret in it.
+	CABundle = "ovn-ca"
+	// legacyClientSecret was the one client certificate all nodes shared; Ensure
+	// deletes it.
+	legacyClientSecret = "ovn-client"
 
 	keyCACert = "ca.crt"
 	keyCAKey  = "ca.key"
@@ -52,10 +59,10 @@ func (c *Config) defaults() {
 
 // Report says what Ensure wrote.
 type Report struct {
-	Created, Renewed []string
+	Created, Renewed, Deleted []string
 }
 
-// Ensure makes the three Secrets exist in namespace with certificates that are valid
+// Ensure makes the three Secrets and the CABundle ConfigMap exist in namespace with certificates that are valid
 // for at least RenewBefore and signed by the current CA. A renewed CA keeps the old one
 // in the leaves' ca.crt while it is valid, so servers and clients that reload at
 // different moments still trust each other. Idempotent: nothing is written when all is
@@ -72,12 +79,52 @@ func Ensure(ctx context.Context, c client.Client, namespace string, cfg Config) 
 	for _, leaf := range []struct {
 		name, cn string
 		u        Usage
-	}{{ServerSecret, "ovn-central", Server}, {ClientSecret, "sdncni-node", Client}} {
+	}{{ServerSecret, "ovn-central", Server}, {ClusterSecret, "sdncni-cluster", Client}} {
 		if err := ensureLeaf(ctx, c, namespace, leaf.name, leaf.cn, leaf.u, ca, bundle, cfg, now, &rep); err != nil {
 			return rep, err
 		}
 	}
+	if err := ensureBundle(ctx, c, namespace, bundle, &rep); err != nil {
+		return rep, err
+	}
+	old := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: legacyClientSecret}}
+	if err := c.Delete(ctx, old); client.IgnoreNotFound(err) != nil {
+		return rep, fmt.Errorf("delete the shared client certificate %s: %w", legacyClientSecret, err)
+	} else if err == nil {
+		rep.Deleted = append(rep.Deleted, legacyClientSecret)
+	}
 	return rep, nil
+}
+
+// ensureBundle writes bundle into the CABundle ConfigMap if it differs.
+func ensureBundle(ctx context.Context, c client.Client, ns string, bundle []byte, rep *Report) error {
+	var cm corev1.ConfigMap
+	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: CABundle}, &cm)
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("get configmap %s: %w", CABundle, err)
+	}
+	if err != nil {
+		cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: CABundle, Labels: labels()},
+			Data: map[string]string{keyCACert: string(bundle)}}
+		if err := c.Create(ctx, &cm); err != nil {
+			return fmt.Errorf("create configmap %s: %w", CABundle, err)
+		}
+		note(rep, "configmap/"+CABundle, false)
+		return nil
+	}
+	if cm.Data[keyCACert] == string(bundle) {
+		return nil
+	}
+	cm.Data = map[string]string{keyCACert: string(bundle)}
+	if err := c.Update(ctx, &cm); err != nil {
+		return fmt.Errorf("update configmap %s: %w", CABundle, err)
+	}
+	note(rep, "configmap/"+CABundle, true)
+	return nil
+}
+
+func labels() map[string]string {
+	return map[string]string{"app.kubernetes.io/part-of": "sdncni", "app.kubernetes.io/component": "ovn-pki"}
 }
 
 // ensureCA returns the current CA and, when it was just renewed, the previous CA's
@@ -168,8 +215,7 @@ func leafOK(data map[string][]byte, ca Pair, bundle []byte, cfg Config, now time
 func write(ctx context.Context, c client.Client, ns, name string, typ corev1.SecretType, data map[string][]byte,
 	found bool, s *corev1.Secret) error {
 	if !found {
-		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-			Labels: map[string]string{"app.kubernetes.io/part-of": "sdncni", "app.kubernetes.io/component": "ovn-pki"}},
+		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels()},
 			Type: typ, Data: data}
 		if err := c.Create(ctx, s); err != nil {
 			if apierrors.IsAlreadyExists(err) {

@@ -17,7 +17,7 @@ import (
 )
 
 // TestEnsureSecrets, against a real API server: the first run creates the CA, server and
-// client Secrets; the server certificate serves, the client one only authenticates; a
+// cluster-role client Secrets and the CA bundle, and deletes the old shared client one; the server certificate serves, the client one only authenticates; a
 // second run writes nothing; near the leaves' expiry they are renewed under the same
 // CA; near the CA's expiry it is renewed too and the leaves trust old and new CA.
 func TestEnsureSecrets(t *testing.T) {
@@ -35,10 +35,17 @@ func TestEnsureSecrets(t *testing.T) {
 		return &s
 	}
 
+	// The client certificate all nodes once shared goes away: each node has its own.
+	require.NoError(t, api.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ovn-client"}}))
 	rep, err := pki.Ensure(ctx, api.Client, ns, at(0))
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{pki.CASecret, pki.ServerSecret, pki.ClientSecret}, rep.Created)
-	srv, cli := get(pki.ServerSecret), get(pki.ClientSecret)
+	require.ElementsMatch(t, []string{pki.CASecret, pki.ServerSecret, pki.ClusterSecret, "configmap/" + pki.CABundle}, rep.Created)
+	require.Equal(t, []string{"ovn-client"}, rep.Deleted)
+	var cm corev1.ConfigMap
+	require.NoError(t, api.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: pki.CABundle}, &cm))
+	require.Equal(t, string(get(pki.ServerSecret).Data["ca.crt"]), cm.Data["ca.crt"], "nodes trust what the server's chain needs")
+	require.NotContains(t, cm.Data["ca.crt"], "PRIVATE KEY")
+	srv, cli := get(pki.ServerSecret), get(pki.ClusterSecret)
 	require.Equal(t, corev1.SecretTypeTLS, srv.Type)
 	require.NoError(t, pki.Verify(srv.Data["tls.crt"], srv.Data["ca.crt"], x509.ExtKeyUsageServerAuth, t0))
 	require.NoError(t, pki.Verify(cli.Data["tls.crt"], cli.Data["ca.crt"], x509.ExtKeyUsageClientAuth, t0))
@@ -49,7 +56,7 @@ func TestEnsureSecrets(t *testing.T) {
 	require.False(t, leaked, "the CA key is only in its own Secret")
 
 	rv := map[string]string{}
-	for _, n := range []string{pki.CASecret, pki.ServerSecret, pki.ClientSecret} {
+	for _, n := range []string{pki.CASecret, pki.ServerSecret, pki.ClusterSecret} {
 		rv[n] = get(n).ResourceVersion
 	}
 	rep, err = pki.Ensure(ctx, api.Client, ns, at(24*time.Hour))
@@ -64,7 +71,7 @@ func TestEnsureSecrets(t *testing.T) {
 	caBefore := get(pki.CASecret).Data["ca.crt"]
 	rep, err = pki.Ensure(ctx, api.Client, ns, at(340*24*time.Hour))
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{pki.ServerSecret, pki.ClientSecret}, rep.Renewed)
+	require.ElementsMatch(t, []string{pki.ServerSecret, pki.ClusterSecret}, rep.Renewed)
 	require.Equal(t, caBefore, get(pki.CASecret).Data["ca.crt"], "the CA is kept")
 	leaf, err := (pki.Pair{Cert: get(pki.ServerSecret).Data["tls.crt"]}).Certificate()
 	require.NoError(t, err)
@@ -74,8 +81,8 @@ func TestEnsureSecrets(t *testing.T) {
 	late := 10*365*24*time.Hour - 10*24*time.Hour
 	rep, err = pki.Ensure(ctx, api.Client, ns, at(late))
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{pki.CASecret, pki.ServerSecret, pki.ClientSecret}, rep.Renewed)
-	bundle := get(pki.ClientSecret).Data["ca.crt"]
+	require.ElementsMatch(t, []string{pki.CASecret, pki.ServerSecret, pki.ClusterSecret, "configmap/" + pki.CABundle}, rep.Renewed)
+	bundle := get(pki.ClusterSecret).Data["ca.crt"]
 	require.Equal(t, 2, bytes.Count(bundle, []byte("BEGIN CERTIFICATE")), "old and new CA in the bundle")
 	require.NoError(t, pki.Verify(get(pki.ServerSecret).Data["tls.crt"], bundle, x509.ExtKeyUsageServerAuth, t0.Add(late)))
 }
