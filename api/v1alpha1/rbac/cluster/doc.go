@@ -2,7 +2,8 @@
 // ServiceAccount sdncni-cluster of the Deployment sdncni-cluster. controller-gen turns
 // these markers into deploy/rbac/cluster/role.yaml (api/v1alpha1/gen.go): the ClusterRole
 // and the leader-election Role in sdncni-system. docs/deploy.md ("RBAC") says why each
-// verb is needed.
+// verb is needed. It signs the nodes' OVN client certificates (signer sdncni.io/ovn-node
+// only) with the CA key of the Secret ovn-ca, which only it and the pki Job may read.
 package cluster
 
 // +kubebuilder:rbac:groups=sdncni.io,resources=virtualprivatenetworks,verbs=get;list;watch;create;update;patch
@@ -14,3 +15,7 @@ package cluster
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=sdncni-system,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups=certificates.k8s.io,resources=certificatesigningrequests,verbs=get;list;watch
+// +kubebuilder:rbac:groups=certificates.k8s.io,resources=certificatesigningrequests/approval;certificatesigningrequests/status,verbs=update
+// +kubebuilder:rbac:groups=certificates.k8s.io,resources=signers,resourceNames=sdncni.io/ovn-node,verbs=approve;sign
+// +kubebuilder:rbac:groups="",namespace=sdncni-system,resources=secrets,resourceNames=ovn-ca,verbs=get

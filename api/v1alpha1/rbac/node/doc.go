@@ -4,7 +4,9 @@
 // verb is needed. A node's credentials are one node's compromise away: it reads what it
 // serves pods from and writes only its own block claims (the ValidatingAdmissionPolicy
 // sdncni-node-blocks ties them to the node in its token) and events. No VPN, VPNID or
-// lease writes.
+// lease writes. It asks for its own OVN client certificate with a
+// CertificateSigningRequest (create; get to read the answer, which holds no secret): the
+// cluster role signs only a request whose CN is the node of the requester's token.
 package node
 
 // +kubebuilder:rbac:groups=sdncni.io,resources=virtualprivatenetworks;vpnids,verbs=get;list;watch
@@ -13,3 +15,4 @@ package node
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=certificates.k8s.io,resources=certificatesigningrequests,verbs=create;get
