@@ -13,38 +13,44 @@ import (
 	"github.com/sdncni/sdncni/pkg/cniapi"
 	"github.com/sdncni/sdncni/pkg/cniserver"
 	"github.com/sdncni/sdncni/pkg/ovs"
+	"github.com/sdncni/sdncni/pkg/pki"
 )
 
 type options struct {
-	socket          string
-	ovsDB           string
-	nbDB            string
-	nbTLS           ovs.TLS
-	bridge          string
-	datapathType    string
-	network         string
-	networkID       uint
-	cidr            netip.Prefix
-	gateway         netip.Addr
-	mtu             int
-	networksFile    string
-	ipamStore       string
-	pinDir          string
-	fastPath        bool
-	metricsAddr     string
-	nodeName        string
-	ovnWait         time.Duration
-	reqTimeout      time.Duration
-	verbosity       int
-	teardown        bool
-	kubeconfig      string
-	role            string // roleAll, roleNode or roleCluster (roles.go)
-	leaderNamespace string
-	blockSize       int
-	dnsService      string
-	serviceCIDRs    []netip.Prefix
-	controlPlane    []netip.Prefix
-	netnsDirs       []string
+	socket             string
+	ovsDB              string
+	nbDB               string
+	nbTLS              ovs.TLS
+	nodeCertDir        string // nodecert.go
+	signNodeCerts      bool
+	nodeServiceAccount string
+	nodeCertValidity   time.Duration
+	pkiNamespace       string
+	bridge             string
+	datapathType       string
+	network            string
+	networkID          uint
+	cidr               netip.Prefix
+	gateway            netip.Addr
+	mtu                int
+	networksFile       string
+	ipamStore          string
+	pinDir             string
+	fastPath           bool
+	metricsAddr        string
+	nodeName           string
+	ovnWait            time.Duration
+	reqTimeout         time.Duration
+	verbosity          int
+	teardown           bool
+	kubeconfig         string
+	role               string // roleAll, roleNode or roleCluster (roles.go)
+	leaderNamespace    string
+	blockSize          int
+	dnsService         string
+	serviceCIDRs       []netip.Prefix
+	controlPlane       []netip.Prefix
+	netnsDirs          []string
 
 	// Tunnel topology (topology.go). mtu 0 means auto.
 	allocRange      netip.Prefix
@@ -64,6 +70,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.nbTLS.Key, "ovn-tls-key", "", "private key (PEM) of this node's client certificate for ssl: OVN databases")
 	fs.StringVar(&o.nbTLS.Cert, "ovn-tls-cert", "", "this node's client certificate (PEM) for ssl: OVN databases")
 	fs.StringVar(&o.nbTLS.CA, "ovn-tls-ca", "", "CA certificates (PEM) that sign the OVN databases' server certificate")
+	fs.StringVar(&o.nodeCertDir, "ovn-node-cert-dir", "", "--role=node: make this node's own OVN client key here and have its certificate (CN: --node-name) signed through a CertificateSigningRequest, renewed before it expires; sets --ovn-tls-key and --ovn-tls-cert")
+	fs.BoolVar(&o.signNodeCerts, "sign-node-certs", false, "--role=cluster: approve and sign the nodes' OVN client certificate requests (signer "+pki.SignerName+") with the CA of --pki-namespace")
+	fs.StringVar(&o.nodeServiceAccount, "node-service-account", "sdncni-system/sdncni-node", "namespace/name of the node role's ServiceAccount: the only requester whose node certificates are signed")
+	fs.DurationVar(&o.nodeCertValidity, "node-cert-validity", 30*24*time.Hour, "life of a node's OVN client certificate (nodes renew at two thirds)")
+	fs.StringVar(&o.pkiNamespace, "pki-namespace", "sdncni-system", "namespace of the OVN CA Secret")
 	fs.StringVar(&o.bridge, "bridge", "br-int", "OVS integration bridge")
 	fs.StringVar(&o.datapathType, "datapath-type", "netdev", "OVS datapath type of the bridge: netdev (userspace) or system (kernel module)")
 	fs.StringVar(&o.network, "network", "default", "name of the pod network")
@@ -107,6 +118,15 @@ func parseFlags(args []string) (*options, error) {
 		}
 	default:
 		return nil, fmt.Errorf("--role %q: want all, node or cluster", o.role)
+	}
+	if o.nodeCertDir != "" && o.role != roleNode {
+		return nil, fmt.Errorf("--ovn-node-cert-dir is for --role=node")
+	}
+	if o.nodeCertDir != "" && o.nbTLS.CA == "" {
+		return nil, fmt.Errorf("--ovn-node-cert-dir needs --ovn-tls-ca")
+	}
+	if o.signNodeCerts && o.role != roleCluster {
+		return nil, fmt.Errorf("--sign-node-certs is for --role=cluster")
 	}
 	if o.dnsService != "" {
 		if ns, name, ok := strings.Cut(o.dnsService, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {

@@ -44,6 +44,11 @@ func runCluster(ctx context.Context, o *options, log logr.Logger) error {
 	if err := setupClusterRole(mgr, o, nb, log); err != nil {
 		return err
 	}
+	if o.signNodeCerts {
+		if err := setupSigner(mgr, o, log); err != nil {
+			return err
+		}
+	}
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return fmt.Errorf("api client: %w", err)

@@ -44,6 +44,11 @@ func run(ctx context.Context, o *options) error {
 	if o.role == roleCluster {
 		return runCluster(ctx, o, log)
 	}
+	if o.nodeCertDir != "" {
+		if err := ensureNodeCert(ctx, o, log); err != nil {
+			return err
+		}
+	}
 
 	vs, err := ovs.NewVSwitch(startCtx, o.ovsDB, log.WithName("ovsdb"))
 	if err != nil {
