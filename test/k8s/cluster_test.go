@@ -132,6 +132,9 @@ func TestRealCluster(t *testing.T) {
 			}
 		}
 	})
+	t.Run("each node its own OVN identity", func(t *testing.T) {
+		checkNodeOVNIdentity(t, k.on(t), c.Nodes)
+	})
 	t.Run("cluster DNS in every VPN", func(t *testing.T) {
 		k := k.on(t)
 		for _, tn := range tenants {
