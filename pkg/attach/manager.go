@@ -163,20 +163,7 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 		}
 	}()
 
-	alloc, err := m.deps.IPAM.Allocate(ctx, n.Pool(), io)
-	for tries := 0; errors.Is(err, ipam.ErrExhausted) && tries < 8; tries++ {
-		g, ok := m.deps.Networks.(Grower)
-		if !ok {
-			break
-		}
-		grown, gerr := g.Grow(ctx, n)
-		if gerr != nil {
-			err = fmt.Errorf("%w; and no further block: %w", err, gerr)
-			break
-		}
-		n = grown
-		alloc, err = m.deps.IPAM.Allocate(ctx, n.Pool(), io)
-	}
+	alloc, n, err := AllocateAddress(ctx, m.deps.IPAM, m.deps.Networks, n, io)
 	if err != nil {
 		return nil, fmt.Errorf("allocate address in %s: %w", n.Name, err)
 	}
