@@ -179,8 +179,10 @@ func setupClusterRole(mgr ctrl.Manager, o *options, nb *ovs.Northbound, log logr
 	if err := sr.SetupWithManager(mgr); err != nil {
 		return err
 	}
+	ports, onPort := netpol.PortEvents()
+	nb.OnPodPort(onPort)
 	pr := &netpol.Reconciler{Client: mgr.GetClient(), NB: nb, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
-		Resync: 10 * time.Second, Log: log.WithName("networkpolicy")}
+		Resync: 10 * time.Second, Ports: ports, Log: log.WithName("networkpolicy")}
 	return pr.SetupWithManager(mgr)
 }
 

@@ -12,8 +12,10 @@ import (
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/pkg/ovs"
@@ -42,7 +44,25 @@ type Reconciler struct {
 	// Resync re-runs each VPN this often: nodes' management ports appear in NB without
 	// an API event.
 	Resync time.Duration
-	Log    logr.Logger
+	// Ports, when set, re-runs a VPN whenever a pod's logical port appears in or leaves
+	// its network (ovs.Northbound.OnPodPort feeds it): a new pod is governed as soon as
+	// its ADD wrote the port, not only once kubelet reports its address.
+	Ports <-chan event.GenericEvent
+	Log   logr.Logger
+}
+
+// PortEvents returns a channel for Reconciler.Ports and the function to give
+// ovs.Northbound.OnPodPort. A full channel drops events: the resync catches up.
+func PortEvents() (<-chan event.GenericEvent, func(network string)) {
+	ch := make(chan event.GenericEvent, 1024)
+	return ch, func(network string) {
+		v := &v1alpha1.VirtualPrivateNetwork{}
+		v.Name = network
+		select {
+		case ch <- event.GenericEvent{Object: v}:
+		default:
+		}
+	}
 }
 
 // SetupWithManager registers the reconciler.
@@ -53,13 +73,16 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		return r.allVPNs(ctx)
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy").
 		For(&v1alpha1.VirtualPrivateNetwork{}).
 		Watches(&networkingv1.NetworkPolicy{}, byNamespace).
 		Watches(&corev1.Pod{}, byNamespace).
-		Watches(&corev1.Namespace{}, all).
-		Complete(r)
+		Watches(&corev1.Namespace{}, all)
+	if r.Ports != nil {
+		b = b.WatchesRawSource(source.Channel(r.Ports, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }
 
 func (r *Reconciler) vpnOf(ctx context.Context, ns string) []reconcile.Request {

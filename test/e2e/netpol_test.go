@@ -151,6 +151,9 @@ func TestNetworkPolicyTruthTable(t *testing.T) {
 		if fastPath {
 			require.Greater(t, nodes[0].datapathCounters(t)["redirect_fast"], before,
 				"the pods no policy selects keep the fast path")
+			t.Run("a pod added under a policy is isolated from its ADD on", func(t *testing.T) {
+				newPodUnderPolicy(t, api, c, nodes, pods)
+			})
 		}
 	}
 	t.Run("fast path on", func(t *testing.T) { run(t, true) })
@@ -288,4 +291,42 @@ func probe(a, b *ppod, proto corev1.Protocol) bool {
 		return true // not a timeout: something answered; counted as a leak
 	}
 	return err == nil && got == b.name
+}
+
+// newPodUnderPolicy: with x's ingress denied, a new pod of x is isolated within seconds
+// of its ADD, on both paths: OVN learns of it from its logical port, not from kubelet
+// (there is none here, so without that only the 10 s resync would find it).
+func newPodUnderPolicy(t *testing.T, api *testenv.APIServer, c *testenv.Cluster, nodes []*node, pods []*ppod) {
+	applyPolicies(t, api, policyScenarios()[0].policies)
+	t.Cleanup(func() { applyPolicies(t, api, nil) })
+	var ya, yb *ppod
+	for _, p := range pods {
+		switch p.key() {
+		case "y/a":
+			ya = p
+		case "y/b":
+			yb = p
+		}
+	}
+	// Converged for the pods already there.
+	require.Eventually(t, func() bool { return !probe(ya, pods[0], corev1.ProtocolUDP) }, 20*time.Second, 200*time.Millisecond)
+	p := &ppod{pod: newPodIn(t, "c", "x"), vpn: "vpn-p", node: 0, labels: map[string]string{"pod": "c"}}
+	obj := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "c", Labels: p.labels},
+		Spec: corev1.PodSpec{NodeName: c.Nodes[0].SystemID, Containers: []corev1.Container{{Name: "c", Image: "none"}}}}
+	require.NoError(t, api.Client.Create(context.Background(), obj))
+	t.Cleanup(func() { _ = api.Client.Delete(context.Background(), obj) })
+	start := time.Now()
+	p.ip = nodes[0].mustAdd(t, "1.1.0", p.pod)
+	t.Cleanup(func() { _ = nodes[0].del(t, "1.1.0", p.pod) })
+	serveUDPName(t, p.pod)
+	// It is up: its node (always admitted) gets its answer.
+	require.Eventually(t, func() bool {
+		name, err := nodeUDPName(nodes[0].ovn.NetNSPath, p.ip, time.Second)
+		return err == nil && name == "c"
+	}, 5*time.Second, 50*time.Millisecond, "the node reaches the new pod")
+	for _, from := range []*ppod{ya, yb} { // same node (fast path), other node
+		require.Eventually(t, func() bool { return !probe(from, p, corev1.ProtocolUDP) }, 2*time.Second, 50*time.Millisecond,
+			"%s → new pod x/c still answers 2 s after it was up", from.key())
+	}
+	t.Logf("new pod isolated on both paths %v after its ADD began", time.Since(start).Round(10*time.Millisecond))
 }
