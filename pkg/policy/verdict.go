@@ -95,7 +95,8 @@ func (ru *rule) matches(peer netip.Addr, peerPod, dstPod *Pod, proto corev1.Prot
 		}
 		switch {
 		case m.name != "":
-			if dstPod != nil && dstPod.resolve(m.name, proto) == port {
+			// A name the destination does not give matches nothing (not port 0).
+			if dstPod != nil && port != 0 && dstPod.resolve(m.name, proto) == port {
 				return true
 			}
 		case m.lo == 0:
