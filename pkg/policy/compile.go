@@ -234,10 +234,10 @@ func (c *compiler) egressTargets(ru *rule) []*Pod {
 
 func portTerm(m portMatch) string {
 	p := l4(m.proto)
-	switch {
-	case m.lo == 0:
+	switch m.lo {
+	case 0:
 		return p
-	case m.lo == m.hi:
+	case m.hi:
 		return fmt.Sprintf("%s.dst == %d", p, m.lo)
 	default:
 		return fmt.Sprintf("(%s.dst >= %d && %s.dst <= %d)", p, m.lo, p, m.hi)

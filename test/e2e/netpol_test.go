@@ -287,7 +287,7 @@ func probe(a, b *ppod, proto corev1.Protocol) bool {
 	}
 	got, err := banner(a.pod, b.ip, 1500*time.Millisecond)
 	var ne net.Error
-	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+	if err != nil && (!errors.As(err, &ne) || !ne.Timeout()) {
 		return true // not a timeout: something answered; counted as a leak
 	}
 	return err == nil && got == b.name
