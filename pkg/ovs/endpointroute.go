@@ -109,3 +109,81 @@ func (n *Northbound) setEndpointRoutes(ctx context.Context, endpoints map[string
 		return true
 	})
 }
+
+// UpdateEndpointRoutes makes the service-endpoint routes of network's router agree with
+// want for the addresses in want only (true: the address needs its /32 route, false: it
+// must have none), in one transaction, and leaves every other route alone. Each address
+// is one index lookup, so the cost follows len(want), not the number of routes in NB:
+// a Service event passes the addresses of that Service's backends (issue 12, item 7).
+// A missing router is not an error (nothing to route yet).
+func (n *Northbound) UpdateEndpointRoutes(ctx context.Context, network string, want map[netip.Addr]bool) error {
+	if err := n.updateEndpointRoutes(ctx, network, want); err != nil {
+		return fmt.Errorf("update service endpoint routes of %s: %w", network, err)
+	}
+	return nil
+}
+
+func (n *Northbound) updateEndpointRoutes(ctx context.Context, network string, want map[netip.Addr]bool) error {
+	lr := n.router(ctx, network)
+	if lr == nil || len(want) == 0 {
+		return nil
+	}
+	ids := map[string]string{KeyOwner: OwnerValue, KeyNetwork: network, KeyRole: RoleServiceEndpoint}
+	var ops []ovsdb.Operation
+	var added, removed []string
+	for ip, needed := range want {
+		prefix := netip.PrefixFrom(ip, ip.BitLen()).String()
+		have := n.endpointRoutes(ctx, network, prefix)
+		switch {
+		case needed && len(have) == 0:
+			row := &nb.LogicalRouterStaticRoute{UUID: fmt.Sprintf("new_ep_route_%d", len(added)), IPPrefix: prefix,
+				Nexthop: ip.String(), ExternalIDs: ids}
+			o, err := n.c.Create(row)
+			if err != nil {
+				return fmt.Errorf("create ops: %w", err)
+			}
+			ops = append(ops, o...)
+			added = append(added, row.UUID)
+		case needed:
+			have = have[1:] // keep one; duplicates (a crash mid-write) go
+			fallthrough
+		default:
+			for _, r := range have {
+				removed = append(removed, r.UUID)
+			}
+		}
+	}
+	mut, err := n.staticRoutesMutation(lr.UUID, added, removed)
+	if err != nil {
+		return err
+	}
+	if ops = append(ops, mut...); len(ops) == 0 {
+		return nil
+	}
+	if _, err := transact(ctx, n.c, ops); err != nil {
+		return err
+	}
+	return waitUntil(ctx, "service endpoint routes of "+network+" in cache", func(ctx context.Context) bool {
+		for ip, needed := range want {
+			if got := len(n.endpointRoutes(ctx, network, netip.PrefixFrom(ip, ip.BitLen()).String())); (got == 1) != needed || got > 1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// endpointRoutes returns the owned service-endpoint routes of network for prefix, from
+// the cache through the (network, ip_prefix) index. Routes are not root rows: one no
+// router holds is gone from NB, so every row found is on network's router.
+func (n *Northbound) endpointRoutes(ctx context.Context, network, prefix string) []nb.LogicalRouterStaticRoute {
+	var rows []nb.LogicalRouterStaticRoute
+	key := &nb.LogicalRouterStaticRoute{IPPrefix: prefix, ExternalIDs: map[string]string{KeyNetwork: network}}
+	if err := n.c.Where(key).List(ctx, &rows); err != nil {
+		return nil
+	}
+	return slices.DeleteFunc(rows, func(r nb.LogicalRouterStaticRoute) bool {
+		return r.IPPrefix != prefix || r.Policy != nil || r.ExternalIDs[KeyRole] != RoleServiceEndpoint ||
+			r.ExternalIDs[KeyNetwork] != network || !owned(r.ExternalIDs)
+	})
+}

@@ -172,6 +172,21 @@ func (n *Northbound) ListOwnedLoadBalancers(ctx context.Context) ([]LoadBalancer
 	if err := n.c.WhereCache(func(lb *nb.LoadBalancer) bool { return owned(lb.ExternalIDs) }).List(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("list load balancers: %w", err)
 	}
+	return fromRows(rows), nil
+}
+
+// ServiceLoadBalancers returns the owned load balancers of Service ("namespace/name"),
+// from the cache through an index: the cost is that Service's rows, not every tenant's.
+func (n *Northbound) ServiceLoadBalancers(ctx context.Context, service string) ([]LoadBalancer, error) {
+	var rows []nb.LoadBalancer
+	if err := n.c.Where(&nb.LoadBalancer{ExternalIDs: map[string]string{KeyService: service}}).List(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("list load balancers of %s: %w", service, err)
+	}
+	rows = slices.DeleteFunc(rows, func(r nb.LoadBalancer) bool { return !owned(r.ExternalIDs) || r.ExternalIDs[KeyService] != service })
+	return fromRows(rows), nil
+}
+
+func fromRows(rows []nb.LoadBalancer) []LoadBalancer {
 	out := make([]LoadBalancer, 0, len(rows))
 	for _, r := range rows {
 		lb := LoadBalancer{Name: r.Name, Network: r.ExternalIDs[KeyNetwork], Service: r.ExternalIDs[KeyService],
@@ -181,17 +196,20 @@ func (n *Northbound) ListOwnedLoadBalancers(ctx context.Context) ([]LoadBalancer
 		}
 		out = append(out, lb)
 	}
-	return out, nil
+	slices.SortFunc(out, func(a, b LoadBalancer) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
-// loadBalancer returns the cached, owned load balancer name, or nil.
+// loadBalancer returns the cached, owned load balancer name, or nil (an index lookup).
 func (n *Northbound) loadBalancer(ctx context.Context, name string) *nb.LoadBalancer {
 	var rows []nb.LoadBalancer
-	err := n.c.WhereCache(func(lb *nb.LoadBalancer) bool {
-		return lb.Name == name && owned(lb.ExternalIDs)
-	}).List(ctx, &rows)
-	if err != nil || len(rows) == 0 {
+	if err := n.c.Where(&nb.LoadBalancer{Name: name}).List(ctx, &rows); err != nil {
 		return nil
 	}
-	return &rows[0]
+	for i := range rows {
+		if rows[i].Name == name && owned(rows[i].ExternalIDs) {
+			return &rows[i]
+		}
+	}
+	return nil
 }

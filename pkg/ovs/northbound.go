@@ -42,6 +42,7 @@ func NewNorthbound(ctx context.Context, endpoint string, log logr.Logger, opts .
 	if err != nil {
 		return nil, fmt.Errorf("nb model: %w", err)
 	}
+	dbModel.SetIndexes(northboundIndexes())
 	c, err := connect(ctx, endpoint, dbModel, log, func(c client.Client) []client.MonitorOption {
 		var (
 			ls  nb.LogicalSwitch
