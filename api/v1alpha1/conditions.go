@@ -12,6 +12,14 @@ const (
 	// ConditionDegraded is True when the VPN works only in part (its CIDR has no free
 	// block for a node, some OVN rows could not be written, …).
 	ConditionDegraded = "Degraded"
+	// ConditionServiceLimitReached is True when the VPN has more Services than the
+	// cluster role realises for one VPN (the newest get no load balancer) or a Service
+	// with more backends than one Service may have (it keeps part of them); the message
+	// names the bound, the counts and the Services (issue 12, item 7).
+	ConditionServiceLimitReached = "ServiceLimitReached"
+	// ConditionBlockLimitReached is True when the VPN holds as many address blocks as
+	// one VPN may: a node that needs one more fails the pod's ADD (CNI code 11).
+	ConditionBlockLimitReached = "BlockLimitReached"
 )
 
 // Condition reasons (CamelCase, as metav1.Condition requires).
@@ -32,6 +40,14 @@ const (
 	// ReasonIDConflict (event, node log): a node saw two VPNs carry one id and serves
 	// only the one the id's VPNID claim names (or, not seen yet, the older).
 	ReasonIDConflict = "IDConflict"
+	// Reasons of the limit conditions, and of the Warning events on the VPN and on the
+	// Service (ReasonNotRealized, ReasonBackendsCut) that go with them.
+	ReasonWithinLimits      = "WithinLimits"
+	ReasonServicesOverLimit = "ServicesOverLimit"
+	ReasonBackendsOverLimit = "BackendsOverLimit"
+	ReasonBlocksAtLimit     = "BlocksAtLimit"
+	ReasonNotRealized       = "NotRealized"
+	ReasonBackendsCut       = "BackendsCut"
 )
 
 // Finalizer holds a VPN until the controller has removed every OVN row it owned.

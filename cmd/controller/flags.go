@@ -14,6 +14,7 @@ import (
 	"github.com/sdncni/sdncni/pkg/cniserver"
 	"github.com/sdncni/sdncni/pkg/ovs"
 	"github.com/sdncni/sdncni/pkg/pki"
+	"github.com/sdncni/sdncni/pkg/vpn"
 )
 
 type options struct {
@@ -51,6 +52,10 @@ type options struct {
 	serviceCIDRs       []netip.Prefix
 	controlPlane       []netip.Prefix
 	netnsDirs          []string
+	// limits bound what one VPN may have realised (--max-*, docs/configuration.md).
+	limits vpn.Limits
+	// releaseAfter: a node gives back a block empty this long (0: never).
+	releaseAfter time.Duration
 
 	// Tunnel topology (topology.go). mtu 0 means auto.
 	allocRange      netip.Prefix
@@ -98,10 +103,14 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.role, "role", roleAll, "what this process runs (--kubeconfig mode): all (node and leader-elected cluster role, one identity), node (CNI, datapath, the node's blocks; no leader election) or cluster (the leader-elected VPN and Service reconcilers and the default VPN, with OVN NB only)")
 	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "sdncni-system", "namespace of the cluster role's leader-election lease")
 	fs.IntVar(&o.blockSize, "node-block-size", 26, "prefix length of the per-node address blocks of the default VPN")
+	fs.DurationVar(&o.releaseAfter, "release-empty-blocks-after", 5*time.Minute, "give back a node's address block of a VPN once no pod has used it this long (one block of each VPN the node has pods of, or must reach, stays; 0: keep every block; --kubeconfig mode)")
 	fs.StringVar(&o.dnsService, "dns-service", "kube-system/kube-dns", "namespace/name of the cluster DNS Service, which pods of every VPN reach (empty: none; --kubeconfig mode)")
 	fs.StringVar(&serviceCIDRs, "service-cidr", "10.96.0.0/12", "the cluster's ClusterIP range(s), comma-separated: pods' packets to them that no shared Service takes are dropped at the node (empty: none; --kubeconfig mode)")
 	fs.StringVar(&controlPlane, "control-plane-cidrs", "", "addresses of the API servers, comma-separated CIDRs: connections from them, arriving from the node network, may reach this node's pods (pods/proxy, webhooks); empty: none (--kubeconfig mode)")
 	fs.StringVar(&netnsDirs, "netns-dirs", strings.Join(cniserver.DefaultNetnsPrefixes, ","), "directories, comma-separated, where the runtime puts pods' network namespaces: ADD and CHECK refuse a CNI_NETNS elsewhere (except /proc/<pid>/ns/net, pid ≠ 1) and the node's own namespace always")
+	fs.IntVar(&o.limits.ServicesPerVPN, "max-services-per-vpn", vpn.DefaultServicesPerVPN, "Services of one VPN the cluster role realises as OVN load balancers, oldest first; the newer ones get none, and the VPN's ServiceLimitReached condition names them (0: no bound)")
+	fs.IntVar(&o.limits.BackendsPerService, "max-backends-per-service", vpn.DefaultBackendsPerService, "backends (VIP × endpoint) of one Service in its OVN load balancers; over it each port keeps its first endpoints, an equal share (0: no bound)")
+	fs.IntVar(&o.limits.BlocksPerVPN, "max-blocks-per-vpn", vpn.DefaultBlocksPerVPN, "address blocks one VPN may hold over all nodes: a node refuses to claim one more (the pod's ADD fails with CNI code 11); give both roles the same value (0: no bound)")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -148,6 +157,9 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("--netns-dirs %q: want absolute directories other than /, comma-separated", netnsDirs)
 		}
 		o.netnsDirs = append(o.netnsDirs, d)
+	}
+	if o.limits.ServicesPerVPN < 0 || o.limits.BackendsPerService < 0 || o.limits.BlocksPerVPN < 0 {
+		return nil, fmt.Errorf("--max-services-per-vpn, --max-backends-per-service, --max-blocks-per-vpn: want 0 (no bound) or more")
 	}
 	if len(o.netnsDirs) == 0 {
 		return nil, fmt.Errorf("--netns-dirs is empty: no pod could be added")

@@ -46,7 +46,10 @@ type ClusterReconciler struct {
 	// Resync re-counts pods this often (pods are not watched: their attachments live in
 	// OVN, counted from the NB cache).
 	Resync time.Duration
-	Log    logr.Logger
+	// BlocksPerVPN is the nodes' bound on one VPN's blocks (Limits.BlocksPerVPN), for
+	// the BlockLimitReached condition; 0: no bound, no condition.
+	BlocksPerVPN int
+	Log          logr.Logger
 }
 
 // SetupWithManager registers the reconciler: every VPN is reconciled when any VPN or
@@ -165,6 +168,9 @@ func (r *ClusterReconciler) realise(ctx context.Context, v *v1alpha1.VirtualPriv
 			st.PodsOnOldVPN++
 		}
 	}
+	if err := r.blockLimit(ctx, v); err != nil {
+		return ctrl.Result{}, err
+	}
 	r.setCondition(v, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonRealized,
 		fmt.Sprintf("router %s, switch %s", st.OVN.Router, st.OVN.Switch))
 	return ctrl.Result{RequeueAfter: r.Resync}, nil
@@ -254,6 +260,26 @@ func (r *ClusterReconciler) setCondition(v *v1alpha1.VirtualPrivateNetwork, typ 
 		r.Recorder.Event(v, kind, reason, fmt.Sprintf("%s=%s: %s", typ, s, msg))
 	}
 	return changed
+}
+
+// blockLimit sets BlockLimitReached from the VPN's blocks (the cache) against
+// BlocksPerVPN. The False message carries no count: it would be a status write per block.
+func (r *ClusterReconciler) blockLimit(ctx context.Context, v *v1alpha1.VirtualPrivateNetwork) error {
+	if r.BlocksPerVPN <= 0 {
+		return nil
+	}
+	var blocks v1alpha1.VPNBlockList
+	if err := r.Client.List(ctx, &blocks, client.MatchingLabels{v1alpha1.LabelVPN: v.Name}); err != nil {
+		return fmt.Errorf("list blocks of %s: %w", v.Name, err)
+	}
+	if n := len(blocks.Items); n >= r.BlocksPerVPN {
+		r.setCondition(v, v1alpha1.ConditionBlockLimitReached, metav1.ConditionTrue, v1alpha1.ReasonBlocksAtLimit,
+			fmt.Sprintf("blocks: %d, at most %d per VPN: a node that needs one more fails the pod's ADD (CNI code 11)", n, r.BlocksPerVPN))
+		return nil
+	}
+	r.setCondition(v, v1alpha1.ConditionBlockLimitReached, metav1.ConditionFalse, v1alpha1.ReasonWithinLimits,
+		fmt.Sprintf("within bounds: blocks at most %d per VPN", r.BlocksPerVPN))
+	return nil
 }
 
 func statusEqual(a, b *v1alpha1.VirtualPrivateNetworkStatus) bool {

@@ -6,16 +6,16 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/pkg/ovs"
@@ -26,7 +26,9 @@ type loadBalancers interface {
 	EnsureLoadBalancer(ctx context.Context, lb ovs.LoadBalancer) error
 	DeleteLoadBalancer(ctx context.Context, name string) error
 	ListOwnedLoadBalancers(ctx context.Context) ([]ovs.LoadBalancer, error)
+	ServiceLoadBalancers(ctx context.Context, service string) ([]ovs.LoadBalancer, error)
 	SetEndpointRoutes(ctx context.Context, endpoints map[string][]netip.Addr) error
+	UpdateEndpointRoutes(ctx context.Context, network string, want map[netip.Addr]bool) error
 }
 
 var _ loadBalancers = (*ovs.Northbound)(nil)
@@ -35,269 +37,222 @@ var _ loadBalancers = (*ovs.Northbound)(nil)
 // ClusterIP Service as one OVN load balancer per protocol on its namespace's VPN only
 // (that VPN's switch and router), with the ready endpoints of its EndpointSlices as
 // backends. A Service whose namespace is in conflict, or whose VPN is not realised,
-// has no load balancer. Load balancers whose Service is gone are removed on every
-// reconcile, so no finalizer is needed.
+// has no load balancer. Within a VPN's bounds (Limits) only: the Services over
+// ServicesPerVPN get none, a Service over BackendsPerService keeps part of its
+// backends, and the VPN says so in its ServiceLimitReached condition.
+//
+// One Service event reads and writes only that Service's rows in NB (its load
+// balancers, found through an index, and the endpoint routes of its backends' addresses)
+// plus, under a bound, its VPN's status; load balancers of Services deleted while no
+// event could tell (a restart) go in Sweep, which SetupWithManager runs every Resync.
 type ServiceReconciler struct {
 	Client client.Client
 	NB     loadBalancers
-	// Resync re-runs each Service this often (garbage collection after a restart).
+	// Limits bound each VPN (zero fields: no bound).
+	Limits Limits
+	// Recorder gets the Warning events of a VPN or Service over a bound; nil: none.
+	Recorder record.EventRecorder
+	// Resync re-runs each Service, and Sweep, this often.
 	Resync time.Duration
 	Log    logr.Logger
+
+	mu   sync.Mutex
+	refs *backendRefs
+	// admitted holds each Service's last admission under ServicesPerVPN; a change of
+	// another Service's admission (one deleted, one created in the same second) is
+	// queued through kick.
+	admitted map[string]bool
+	// overNoted holds the Services over ServicesPerVPN whose Warning event is out.
+	overNoted map[string]bool
+	// cut holds, per VPN, the Services whose backends BackendsPerService cut (key → why).
+	cut  map[string]map[string]string
+	kick chan event.GenericEvent
 }
 
-// SetupWithManager registers the reconciler: a Service is reconciled when it, one of
-// its EndpointSlices, its Namespace or any VPN changes (ownership may move).
-func (r *ServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	slice := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-		name := o.GetLabels()[discoveryv1.LabelServiceName]
-		if name == "" {
-			return nil
-		}
-		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
-	})
-	services := func(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-		var l corev1.ServiceList
-		if err := r.Client.List(ctx, &l, opts...); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(l.Items))
-		for _, s := range l.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
-		}
-		return reqs
-	}
-	ns := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		return services(ctx, client.InNamespace(o.GetName()))
-	})
-	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-		return services(ctx)
-	})
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("service").
-		For(&corev1.Service{}).
-		Watches(&discoveryv1.EndpointSlice{}, slice).
-		Watches(&corev1.Namespace{}, ns).
-		Watches(&v1alpha1.VirtualPrivateNetwork{}, all).
-		Complete(r)
-}
-
-// Reconcile realises one Service and removes load balancers of Services that are gone.
+// Reconcile realises one Service.
 func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	key := req.Namespace + "/" + req.Name
-	want, err := r.want(ctx, req)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	for _, lb := range want {
-		if err := r.NB.EnsureLoadBalancer(ctx, lb); err != nil {
-			return ctrl.Result{}, fmt.Errorf("service %s: %w", key, err)
-		}
-	}
-	owned, err := r.NB.ListOwnedLoadBalancers(ctx)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	for _, lb := range owned {
-		stale := lb.Service == key && !slices.ContainsFunc(want, func(w ovs.LoadBalancer) bool { return w.Name == lb.Name })
-		if !stale && lb.Service != key {
-			stale, err = r.serviceGone(ctx, lb.Service)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-		}
-		if stale {
-			if err := r.NB.DeleteLoadBalancer(ctx, lb.Name); err != nil {
-				return ctrl.Result{}, fmt.Errorf("service %s: %w", lb.Service, err)
-			}
-			r.Log.V(1).Info("load balancer removed", "name", lb.Name, "service", lb.Service)
-		}
-	}
-	if err := r.endpointRoutes(ctx); err != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.reconcile(ctx, req); err != nil {
+		r.refs = nil // NB may hold part of a write: count from NB again next time
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: r.Resync}, nil
 }
 
-// endpointRoutes gives every backend that is a pod of its load balancer's VPN (an
-// address in the VPN's CIDR) a /32 route on the VPN's router (see
-// ovs.SetEndpointRoutes), and removes the routes of backends that are gone. Backends
-// outside the VPN (host-network endpoints such as the API server's) need none: the
-// router sends them to the node and their replies come back through OVS.
-func (r *ServiceReconciler) endpointRoutes(ctx context.Context) error {
-	owned, err := r.NB.ListOwnedLoadBalancers(ctx)
+func (r *ServiceReconciler) reconcile(ctx context.Context, req ctrl.Request) error {
+	key := req.Namespace + "/" + req.Name
+	if r.refs == nil {
+		owned, err := r.NB.ListOwnedLoadBalancers(ctx)
+		if err != nil {
+			return err
+		}
+		r.refs = newBackendRefs(owned)
+	}
+	d, err := r.decide(ctx, req)
 	if err != nil {
 		return err
 	}
-	var vpns v1alpha1.VirtualPrivateNetworkList
-	if err := r.Client.List(ctx, &vpns); err != nil {
-		return fmt.Errorf("list vpns: %w", err)
+	have, err := r.NB.ServiceLoadBalancers(ctx, key)
+	if err != nil {
+		return err
 	}
-	cidrs := map[string]netip.Prefix{}
-	for _, v := range vpns.Items {
-		if p, err := netip.ParsePrefix(v.Spec.CIDR); err == nil {
-			cidrs[v.Name] = p.Masked()
+	// The addresses whose routes this event may change: the Service's backends before
+	// and after, and nothing else.
+	touched := map[string]map[netip.Addr]bool{}
+	note := func(lb ovs.LoadBalancer) {
+		if touched[lb.Network] == nil {
+			touched[lb.Network] = map[netip.Addr]bool{}
+		}
+		for _, a := range backendAddrs(lb.VIPs) {
+			touched[lb.Network][a] = false
 		}
 	}
-	eps := map[string][]netip.Addr{}
-	for _, lb := range owned {
-		for _, backends := range lb.VIPs {
-			for _, b := range strings.Split(backends, ",") {
-				ap, err := netip.ParseAddrPort(b)
-				if err == nil && cidrs[lb.Network].Contains(ap.Addr()) && !slices.Contains(eps[lb.Network], ap.Addr()) {
-					eps[lb.Network] = append(eps[lb.Network], ap.Addr())
-				}
-			}
+	for _, lb := range have {
+		note(lb)
+	}
+	for _, lb := range d.want {
+		if err := r.NB.EnsureLoadBalancer(ctx, lb); err != nil {
+			return fmt.Errorf("service %s: %w", key, err)
+		}
+		r.refs.set(lb)
+		note(lb)
+	}
+	for _, lb := range have {
+		if slices.ContainsFunc(d.want, func(w ovs.LoadBalancer) bool { return w.Name == lb.Name }) {
+			continue
+		}
+		if err := r.NB.DeleteLoadBalancer(ctx, lb.Name); err != nil {
+			return fmt.Errorf("service %s: %w", key, err)
+		}
+		r.refs.remove(lb.Name)
+		r.Log.V(1).Info("load balancer removed", "name", lb.Name, "service", key)
+	}
+	for network, addrs := range touched {
+		cidr := d.cidrs[network]
+		for a := range addrs {
+			// Backends outside the VPN (host-network endpoints such as the API server's)
+			// need no route: the router sends them to the node and their replies come
+			// back through OVS.
+			addrs[a] = cidr.IsValid() && cidr.Contains(a) && r.refs.needed(network, a)
+		}
+		if err := r.NB.UpdateEndpointRoutes(ctx, network, addrs); err != nil {
+			return fmt.Errorf("service %s: %w", key, err)
 		}
 	}
-	return r.NB.SetEndpointRoutes(ctx, eps)
+	return r.report(ctx, key, d)
 }
 
-// want returns the load balancers Service req should have: none when it is gone,
-// headless, not a ClusterIP kind, or its namespace has no usable VPN.
-func (r *ServiceReconciler) want(ctx context.Context, req ctrl.Request) ([]ovs.LoadBalancer, error) {
-	var svc corev1.Service
-	if err := r.Client.Get(ctx, req.NamespacedName, &svc); err != nil {
-		return nil, client.IgnoreNotFound(err)
-	}
-	if !svc.DeletionTimestamp.IsZero() || svc.Spec.Type == corev1.ServiceTypeExternalName ||
-		svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
-		return nil, nil
-	}
+// decision is what decide found for one Service.
+type decision struct {
+	want []ovs.LoadBalancer
+	// cidrs maps every VPN to its CIDR (endpoint routes only for addresses inside it).
+	cidrs map[string]netip.Prefix
+	// vpn is the VPN of the Service's namespace when it is realised (nil: none), ranked
+	// its realisable Services oldest first, and over whether this one is over the bound.
+	vpn    *v1alpha1.VirtualPrivateNetwork
+	ranked []string
+	over   bool
+	// backends counts the Service's backends before BackendsPerService, kept after.
+	backends, kept int
+}
+
+// decide returns the load balancers Service req should have: none when it is gone,
+// headless, not a ClusterIP kind, its namespace has no usable VPN, or it is over its
+// VPN's ServicesPerVPN.
+func (r *ServiceReconciler) decide(ctx context.Context, req ctrl.Request) (decision, error) {
 	vpns, claims, err := ReadClaims(ctx, r.Client)
 	if err != nil {
-		return nil, err
+		return decision{}, err
 	}
-	owner, err := claims.Owner(svc.Namespace)
+	d := decision{cidrs: map[string]netip.Prefix{}}
+	for _, v := range vpns {
+		if p, err := netip.ParsePrefix(v.Spec.CIDR); err == nil {
+			d.cidrs[v.Name] = p.Masked()
+		}
+	}
+	owner, err := claims.Owner(req.Namespace)
 	if err != nil {
-		return nil, nil //nolint:nilerr // a namespace in conflict has no Service load balancers
+		return d, nil //nolint:nilerr // a namespace in conflict has no Service load balancers
 	}
 	i := slices.IndexFunc(vpns, func(v v1alpha1.VirtualPrivateNetwork) bool { return v.Name == owner })
 	if i < 0 || vpns[i].Status.OVN == nil || !vpns[i].DeletionTimestamp.IsZero() {
-		return nil, nil // not realised (yet): the VPN's change re-runs this
+		return d, nil // not realised (yet): the VPN's change re-runs this
+	}
+	d.vpn = &vpns[i]
+	if d.ranked, err = r.rank(ctx, owner, claims); err != nil {
+		return d, err
+	}
+	var svc corev1.Service
+	if err := r.Client.Get(ctx, req.NamespacedName, &svc); err != nil {
+		return d, client.IgnoreNotFound(err)
+	}
+	key := req.Namespace + "/" + req.Name
+	if !realisable(&svc) {
+		return d, nil
+	}
+	if n := r.Limits.ServicesPerVPN; n > 0 && slices.Index(d.ranked, key) >= n {
+		d.over = true
+		return d, nil
 	}
 	var eps discoveryv1.EndpointSliceList
 	if err := r.Client.List(ctx, &eps, client.InNamespace(svc.Namespace),
 		client.MatchingLabels{discoveryv1.LabelServiceName: svc.Name}); err != nil {
-		return nil, fmt.Errorf("list endpointslices: %w", err)
+		return d, fmt.Errorf("list endpointslices: %w", err)
 	}
-	var out []ovs.LoadBalancer
-	for proto, vips := range ServiceVIPs(&svc, eps.Items) {
-		out = append(out, ovs.LoadBalancer{Name: ovs.LoadBalancerName(svc.Namespace, svc.Name, proto), Network: owner,
-			Service: svc.Namespace + "/" + svc.Name, Protocol: proto, VIPs: vips})
-	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
-	return out, nil
-}
-
-func (r *ServiceReconciler) serviceGone(ctx context.Context, key string) (bool, error) {
-	ns, name, ok := strings.Cut(key, "/")
+	ports, total, ok := boundBackends(ServicePorts(&svc, eps.Items), r.Limits.BackendsPerService)
+	d.backends, d.kept = total, total
 	if !ok {
-		return false, nil // not ours to judge
+		d.kept = 0
+		return d, nil
 	}
-	var svc corev1.Service
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc)
-	if err != nil {
-		if client.IgnoreNotFound(err) == nil {
-			return true, nil
+	if total > r.Limits.BackendsPerService && r.Limits.BackendsPerService > 0 {
+		d.kept = 0
+		for _, p := range ports {
+			d.kept += max(1, len(p.Backends))
 		}
-		return false, fmt.Errorf("get service %s: %w", key, err)
 	}
-	return false, nil
+	for proto, vips := range portVIPs(ports) {
+		d.want = append(d.want, ovs.LoadBalancer{Name: ovs.LoadBalancerName(svc.Namespace, svc.Name, proto), Network: owner,
+			Service: key, Protocol: proto, VIPs: vips})
+	}
+	sort.Slice(d.want, func(a, b int) bool { return d.want[a].Name < d.want[b].Name })
+	return d, nil
 }
 
-// ServicePort is one ClusterIP, port and protocol ("tcp" or "udp") of a Service with its
-// ready endpoints (address and target port).
-type ServicePort struct {
-	Protocol string
-	VIP      netip.AddrPort
-	Backends []netip.AddrPort
-}
-
-// ServicePorts lists the TCP and UDP ports (SCTP is skipped) of each IPv4 ClusterIP of a
-// Service with the ready IPv4 endpoints (conditions.ready unset counts as ready) of its
-// EndpointSlices, matched to the Service port by name and protocol. A port with no ready
-// endpoint has no backends.
-func ServicePorts(svc *corev1.Service, eps []discoveryv1.EndpointSlice) []ServicePort {
-	var ips []netip.Addr
-	for _, s := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
-		if a, err := netip.ParseAddr(s); err == nil && a.Is4() && !slices.Contains(ips, a) {
-			ips = append(ips, a)
+// rank lists the realisable Services of VPN vpn, oldest first: those of the namespaces
+// it owns (for the default VPN, of every namespace nobody claims).
+func (r *ServiceReconciler) rank(ctx context.Context, vpn string, claims Claims) ([]string, error) {
+	var svcs []corev1.Service
+	list := func(opts ...client.ListOption) error {
+		var l corev1.ServiceList
+		if err := r.Client.List(ctx, &l, opts...); err != nil {
+			return fmt.Errorf("list services: %w", err)
 		}
+		for _, s := range l.Items {
+			if o, err := claims.Owner(s.Namespace); err == nil && o == vpn && realisable(&s) {
+				svcs = append(svcs, s)
+			}
+		}
+		return nil
 	}
-	var out []ServicePort
-	for _, p := range svc.Spec.Ports {
-		proto := strings.ToLower(string(protocolOr(p.Protocol)))
-		if proto != "tcp" && proto != "udp" {
-			continue
+	if vpn == v1alpha1.DefaultVPNName {
+		if err := list(); err != nil {
+			return nil, err
 		}
-		var backends []netip.AddrPort
-		for _, s := range eps {
-			if s.AddressType != discoveryv1.AddressTypeIPv4 {
-				continue
-			}
-			var target int32
-			for _, sp := range s.Ports {
-				spProto := corev1.ProtocolTCP
-				if sp.Protocol != nil {
-					spProto = *sp.Protocol
-				}
-				if sp.Port != nil && ptrString(sp.Name) == p.Name && spProto == protocolOr(p.Protocol) {
-					target = *sp.Port
-				}
-			}
-			if target <= 0 || target > 65535 {
-				continue
-			}
-			for _, e := range s.Endpoints {
-				if e.Conditions.Ready != nil && !*e.Conditions.Ready {
-					continue
-				}
-				for _, a := range e.Addresses {
-					if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
-						b := netip.AddrPortFrom(ip, uint16(target))
-						if !slices.Contains(backends, b) {
-							backends = append(backends, b)
-						}
-					}
+	} else {
+		for ns, vs := range claims {
+			if len(vs) == 1 && vs[0] == vpn {
+				if err := list(client.InNamespace(ns)); err != nil {
+					return nil, err
 				}
 			}
 		}
-		for _, ip := range ips {
-			out = append(out, ServicePort{Protocol: proto, VIP: netip.AddrPortFrom(ip, uint16(p.Port)), Backends: backends})
-		}
 	}
-	return out
-}
-
-// ServiceVIPs maps each protocol of a Service to OVN load balancer VIPs (ServicePorts as
-// strings): "clusterIP:port" → "ep:targetPort,..." with the backends in string order; a
-// port with no ready endpoint maps to "".
-func ServiceVIPs(svc *corev1.Service, eps []discoveryv1.EndpointSlice) map[string]map[string]string {
-	out := map[string]map[string]string{}
-	for _, p := range ServicePorts(svc, eps) {
-		backends := make([]string, 0, len(p.Backends))
-		for _, b := range p.Backends {
-			backends = append(backends, b.String())
-		}
-		sort.Strings(backends)
-		if out[p.Protocol] == nil {
-			out[p.Protocol] = map[string]string{}
-		}
-		out[p.Protocol][p.VIP.String()] = strings.Join(backends, ",")
+	oldestFirst(svcs)
+	out := make([]string, len(svcs))
+	for i := range svcs {
+		out[i] = svcs[i].Namespace + "/" + svcs[i].Name
 	}
-	return out
-}
-
-func ptrString(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-func protocolOr(p corev1.Protocol) corev1.Protocol {
-	if p == "" {
-		return corev1.ProtocolTCP
-	}
-	return p
+	return out, nil
 }
