@@ -68,8 +68,10 @@ func (r *SharedServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // completeOnServiceChanges registers r on every node (no leader election) under one
-// request that any change of a VPN, Namespace, Service or EndpointSlice queues: r
-// recomputes its whole state each time, and the queue folds bursts into one run.
+// request that any change of a VPN, VPNBlock, Namespace, Service or EndpointSlice
+// queues: r recomputes its whole state each time, and the queue folds bursts into one
+// run. (A block given back must be claimed again where it is still needed, and leaves
+// the node's own endpoints.)
 func completeOnServiceChanges(mgr ctrl.Manager, name string, r reconcile.Reconciler) error {
 	no := false
 	one := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
@@ -78,6 +80,7 @@ func completeOnServiceChanges(mgr ctrl.Manager, name string, r reconcile.Reconci
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		Watches(&v1alpha1.VirtualPrivateNetwork{}, one).
+		Watches(&v1alpha1.VPNBlock{}, one).
 		Watches(&corev1.Namespace{}, one).
 		Watches(&corev1.Service{}, one).
 		Watches(&discoveryv1.EndpointSlice{}, one).
@@ -92,25 +95,50 @@ func (r *SharedServiceReconciler) Reconcile(ctx context.Context, _ ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	var errs []error
-	owners := map[string]bool{}
-	if r.ClusterVPN != "" {
-		owners[r.ClusterVPN] = true
-		if err := r.Networks.EnsureBlock(ctx, r.ClusterVPN); err != nil {
-			errs = append(errs, fmt.Errorf("default vpn %s: %w", r.ClusterVPN, err))
-		}
-	}
-	for _, s := range services {
-		if !owners[s.VPN] {
-			owners[s.VPN] = true
-			if err := r.Networks.EnsureBlock(ctx, s.VPN); err != nil {
-				errs = append(errs, fmt.Errorf("shared services of vpn %s: %w", s.VPN, err))
-			}
+	for _, v := range holders(r.ClusterVPN, services) {
+		if err := r.Networks.EnsureBlock(ctx, v); err != nil {
+			errs = append(errs, fmt.Errorf("block of vpn %s for its shared services (or the default vpn): %w", v, err))
 		}
 	}
 	if err := r.Gateway.SetShared(ctx, services); err != nil {
 		errs = append(errs, err)
 	}
 	return ctrl.Result{}, errors.Join(errs...)
+}
+
+// Holders returns the VPNs of which this node holds a block, and so a management port,
+// even without pods of them: the default VPN (ClusterVPN) and every VPN that shares a
+// Service. The block is what gives the node an address of its own in the VPN, to which
+// the VPN's pods answer: the source of the shared Service's connections from this
+// node's pods of other VPNs and from its host-network processes (docs/services.md).
+// BlockReleaser keeps one block of each.
+func (r *SharedServiceReconciler) Holders(ctx context.Context) (map[string]bool, error) {
+	services, err := r.Shared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, v := range holders(r.ClusterVPN, services) {
+		out[v] = true
+	}
+	return out, nil
+}
+
+// holders lists clusterVPN (if set) and the VPNs of services, each once, in order.
+func holders(clusterVPN string, services []gateway.SharedService) []string {
+	var out []string
+	seen := map[string]bool{}
+	if clusterVPN != "" {
+		seen[clusterVPN] = true
+		out = append(out, clusterVPN)
+	}
+	for _, s := range services {
+		if !seen[s.VPN] {
+			seen[s.VPN] = true
+			out = append(out, s.VPN)
+		}
+	}
+	return out
 }
 
 // Shared computes the shared Services from the cache. A listed Service that does not
