@@ -7,7 +7,8 @@
  *   sdncni_from_pod  on the host side of a pod's veth: same-node, same-VPN
  *                    IPv4 from a verified source goes straight into the
  *                    destination pod (bpf_redirect_peer), unless it comes
- *                    from or goes to a Service endpoint's port; everything
+ *                    from or goes to a Service endpoint's port or a
+ *                    NetworkPolicy does not (yet) allow it here; everything
  *                    else is handed to OVS by transmitting it on the pod's
  *                    OVS internal port (bpf_redirect to its egress).
  *   sdncni_from_ovs  on the pod's OVS internal port: what OVS sends to the
@@ -32,6 +33,12 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define MAX_ENDPOINTS 4096
 #define MAX_VPNS 1024
 #define MAX_SERVICE_ENDPOINTS 65536
+#define MAX_POLICY_PAIRS 65536
+#define MAX_CONNECTIONS 65536
+#define NSEC_PER_SEC 1000000000ULL
+#define CT_TCP_TIMEOUT (6 * 3600 * NSEC_PER_SEC) /* idle */
+#define CT_UDP_TIMEOUT (120 * NSEC_PER_SEC)
+#define CT_REFRESH NSEC_PER_SEC
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
@@ -77,6 +84,25 @@ struct {
 	__type(value, __u8);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sdncni_svc SEC(".maps");
+
+/* What policy allows between pods of this node (struct pol_key); the node role's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_POLICY_PAIRS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pol_key);
+	__type(value, struct pol);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_pol SEC(".maps");
+
+/* Connections the fast path admitted between governed pods, so their replies pass. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_CONNECTIONS);
+	__type(key, struct ct_key);
+	__type(value, struct ct);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_ct SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -126,6 +152,66 @@ static __always_inline int fastpath_on(__u32 vpn)
 	if (!cfg || !cfg->fastpath)
 		return 0;
 	return bpf_map_lookup_elem(&sdncni_vpn_off, &vpn) == NULL;
+}
+
+static __always_inline __u64 ct_timeout(__u8 proto)
+{
+	return proto == IPPROTO_TCP ? CT_TCP_TIMEOUT : CT_UDP_TIMEOUT;
+}
+
+/*
+ * ct_reply: the packet (k, from the pod on ifindex `from` to the one on `to`) is a
+ * reply of a live connection the fast path admitted the other way; refreshes it.
+ */
+static __always_inline int ct_reply(const struct ct_key *k, __u32 from, __u32 to, __u64 now)
+{
+	struct ct_key r = { .vpn = k->vpn, .saddr = k->daddr, .daddr = k->saddr,
+			    .sport = k->dport, .dport = k->sport, .proto = k->proto };
+	struct ct *c = bpf_map_lookup_elem(&sdncni_ct, &r);
+
+	if (!c || c->src_ifindex != to || c->dst_ifindex != from ||
+	    now - c->last_seen > ct_timeout(k->proto))
+		return 0;
+	if (now - c->last_seen > CT_REFRESH)
+		c->last_seen = now;
+	return 1;
+}
+
+/* ct_admit records (or refreshes) connection k, admitted from `from` to `to`. */
+static __always_inline void ct_admit(const struct ct_key *k, __u32 from, __u32 to, __u64 now)
+{
+	struct ct *c = bpf_map_lookup_elem(&sdncni_ct, k);
+
+	if (c && c->src_ifindex == from && c->dst_ifindex == to) {
+		if (now - c->last_seen > CT_REFRESH)
+			c->last_seen = now;
+		return;
+	}
+	struct ct v = { .last_seen = now, .src_ifindex = from, .dst_ifindex = to };
+
+	bpf_map_update_elem(&sdncni_ct, k, &v, BPF_ANY);
+}
+
+/* policy_allows: the pair's sdncni_pol entry admits proto to dport (network order). */
+static __always_inline int policy_allows(const struct ct_key *k, __u32 from, __u32 to)
+{
+	struct pol_key pk = { .vpn = k->vpn, .src = k->saddr, .dst = k->daddr };
+	struct pol *p = bpf_map_lookup_elem(&sdncni_pol, &pk);
+
+	if (!p || p->src_ifindex != from || p->dst_ifindex != to)
+		return 0;
+	if (p->all)
+		return 1;
+	__u16 port = bpf_ntohs(k->dport);
+
+#pragma unroll
+	for (int i = 0; i < POL_RANGES; i++) {
+		if (i >= p->n)
+			break;
+		if (p->ranges[i].proto == k->proto && port >= p->ranges[i].lo && port <= p->ranges[i].hi)
+			return 1;
+	}
+	return 0;
 }
 
 SEC("tc")
@@ -196,20 +282,49 @@ int sdncni_from_pod(struct __sk_buff *skb)
 	 * ClusterIP, and its conntrack must see both halves of direct flows too.
 	 */
 	__u8 proto = ip->protocol;
+	int l4 = proto == IPPROTO_TCP || proto == IPPROTO_UDP;
+	struct ct_key ck = { .vpn = src->vpn, .saddr = ip->saddr, .daddr = ip->daddr, .proto = proto };
+	__u32 to = dst->host_ifindex;
 
-	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
-		__be32 saddr = ip->saddr, daddr = ip->daddr;
+	if (l4) {
 		__be16 ports[2];
 
 		if (bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4, ports, sizeof(ports)))
 			return to_ovs(src, REASON_TO_OVS_MALFORMED);
-		if (service_endpoint(src->vpn, saddr, ports[0], proto) ||
-		    service_endpoint(src->vpn, daddr, ports[1], proto))
+		ck.sport = ports[0];
+		ck.dport = ports[1];
+		if (service_endpoint(src->vpn, ck.saddr, ck.sport, proto) ||
+		    service_endpoint(src->vpn, ck.daddr, ck.dport, proto))
 			return to_ovs(src, REASON_TO_OVS_SERVICE);
 	}
 
+	/*
+	 * NetworkPolicy. The packet's own direction is governed when a policy
+	 * isolates the sender's egress or the receiver's ingress: then it passes only
+	 * as a reply of a connection admitted here, or when the pair's sdncni_pol
+	 * entry allows its protocol and port. The opposite direction is governed when
+	 * the receiver's egress or the sender's ingress is isolated: then the
+	 * connection is recorded so that its replies pass. Anything not known to be
+	 * allowed, and every non-TCP/UDP packet of a governed pair, goes to OVS,
+	 * where OVN's ACLs decide.
+	 */
+	int gov_fwd = (src->flags & EP_POLICY_EG) || (dst->flags & EP_POLICY_IN);
+	int gov_rev = (dst->flags & EP_POLICY_EG) || (src->flags & EP_POLICY_IN);
+
+	if (gov_fwd || gov_rev) {
+		if (!l4)
+			return to_ovs(src, REASON_TO_OVS_POLICY);
+		__u64 now = bpf_ktime_get_ns();
+
+		if (!ct_reply(&ck, ifindex, to, now)) {
+			if (gov_fwd && !policy_allows(&ck, ifindex, to))
+				return to_ovs(src, REASON_TO_OVS_POLICY);
+			ct_admit(&ck, ifindex, to, now);
+		}
+	}
+
 	count(REASON_REDIRECT_FAST);
-	return bpf_redirect_peer(dst->host_ifindex, 0);
+	return bpf_redirect_peer(to, 0);
 
 short_frame:
 	/* Too short for Ethernet + IPv4: classify by EtherType for the counters. */

@@ -17,7 +17,9 @@ enum role {
 
 /* Endpoint flags. */
 enum ep_flag {
-	EP_FASTPATH = 1 << 0, /* the endpoint may send/receive on the fast path */
+	EP_FASTPATH = 1 << 0,  /* the endpoint may send/receive on the fast path */
+	EP_POLICY_IN = 1 << 1, /* a NetworkPolicy isolates the pod's ingress */
+	EP_POLICY_EG = 1 << 2, /* a NetworkPolicy isolates the pod's egress */
 };
 
 /* Value of sdncni_ep, keyed by the ifindex (__u32) of the interface. */
@@ -58,6 +60,60 @@ struct svc_key {
 	__u8 pad;
 };
 
+/*
+ * Key of sdncni_pol: a pair of pods of one VPN on this node, in the direction
+ * of a new connection (src opens it to dst).
+ */
+struct pol_key {
+	__u32 vpn;
+	__be32 src; /* IPv4, network order */
+	__be32 dst;
+};
+
+#define POL_RANGES 8
+
+/* A range of destination ports of one protocol, host order, both ends included. */
+struct pol_range {
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+	__u16 lo;
+	__u16 hi;
+};
+
+/*
+ * Value of sdncni_pol: what policy allows for new traffic from src to dst (src's
+ * egress and dst's ingress verdicts intersected). No entry: nothing is known to
+ * be allowed, the packet goes to OVS. The entry holds only for the endpoints it
+ * was computed for (their host veths' ifindexes), never for a later holder of
+ * one of the addresses.
+ */
+struct pol {
+	__u32 src_ifindex;
+	__u32 dst_ifindex;
+	__u8 all; /* every port of TCP and UDP (ICMP still goes to OVS) */
+	__u8 n;   /* ranges used */
+	__u8 pad[2];
+	struct pol_range ranges[POL_RANGES];
+};
+
+/* Key of sdncni_ct: a connection the fast path admitted, as its first packet saw it. */
+struct ct_key {
+	__u32 vpn;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* Value of sdncni_ct. */
+struct ct {
+	__u64 last_seen;   /* bpf_ktime_get_ns() of the last packet, refreshed ≤ 1/s */
+	__u32 src_ifindex; /* host veth of saddr's pod */
+	__u32 dst_ifindex; /* host veth of daddr's pod */
+};
+
 /* Value of the single-entry sdncni_cfg array. */
 struct config {
 	__u32 fastpath; /* 1: global fast path on */
@@ -84,6 +140,7 @@ enum reason {
 	REASON_TO_OVS_DST_FASTPATH_OFF,
 	REASON_TO_OVS_HAIRPIN,
 	REASON_TO_OVS_SERVICE,
+	REASON_TO_OVS_POLICY,
 	REASON_MAX,
 };
 

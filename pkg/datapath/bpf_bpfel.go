@@ -18,6 +18,24 @@ type bpfConfig struct {
 	Fastpath uint32
 }
 
+type bpfCt struct {
+	_          structs.HostLayout
+	LastSeen   uint64
+	SrcIfindex uint32
+	DstIfindex uint32
+}
+
+type bpfCtKey struct {
+	_     structs.HostLayout
+	Vpn   uint32
+	Saddr uint32
+	Daddr uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type bpfDst struct {
 	_           structs.HostLayout
 	HostIfindex uint32
@@ -45,8 +63,35 @@ type bpfEndpoint struct {
 type bpfEpFlag uint32
 
 const (
-	bpfEpFlagEP_FASTPATH bpfEpFlag = 1
+	bpfEpFlagEP_FASTPATH  bpfEpFlag = 1
+	bpfEpFlagEP_POLICY_IN bpfEpFlag = 2
+	bpfEpFlagEP_POLICY_EG bpfEpFlag = 4
 )
+
+type bpfPol struct {
+	_          structs.HostLayout
+	SrcIfindex uint32
+	DstIfindex uint32
+	All        uint8
+	N          uint8
+	Pad        [2]uint8
+	Ranges     [8]bpfPolRange
+}
+
+type bpfPolKey struct {
+	_   structs.HostLayout
+	Vpn uint32
+	Src uint32
+	Dst uint32
+}
+
+type bpfPolRange struct {
+	_     structs.HostLayout
+	Proto uint8
+	Pad   uint8
+	Lo    uint16
+	Hi    uint16
+}
 
 type bpfReason uint32
 
@@ -67,7 +112,8 @@ const (
 	bpfReasonREASON_TO_OVS_DST_FASTPATH_OFF         bpfReason = 13
 	bpfReasonREASON_TO_OVS_HAIRPIN                  bpfReason = 14
 	bpfReasonREASON_TO_OVS_SERVICE                  bpfReason = 15
-	bpfReasonREASON_MAX                             bpfReason = 16
+	bpfReasonREASON_TO_OVS_POLICY                   bpfReason = 16
+	bpfReasonREASON_MAX                             bpfReason = 17
 )
 
 type bpfRole uint32
@@ -92,8 +138,10 @@ type bpfSvcKey struct {
 const (
 	bpfMapSdncniCfg      = "sdncni_cfg"
 	bpfMapSdncniCnt      = "sdncni_cnt"
+	bpfMapSdncniCt       = "sdncni_ct"
 	bpfMapSdncniDst      = "sdncni_dst"
 	bpfMapSdncniEp       = "sdncni_ep"
+	bpfMapSdncniPol      = "sdncni_pol"
 	bpfMapSdncniSvc      = "sdncni_svc"
 	bpfMapSdncniVpnOff   = "sdncni_vpn_off"
 	bpfProgSdncniFromOvs = "sdncni_from_ovs"
@@ -155,8 +203,10 @@ type bpfProgramSpecs struct {
 type bpfMapSpecs struct {
 	SdncniCfg    *ebpf.MapSpec `ebpf:"sdncni_cfg"`
 	SdncniCnt    *ebpf.MapSpec `ebpf:"sdncni_cnt"`
+	SdncniCt     *ebpf.MapSpec `ebpf:"sdncni_ct"`
 	SdncniDst    *ebpf.MapSpec `ebpf:"sdncni_dst"`
 	SdncniEp     *ebpf.MapSpec `ebpf:"sdncni_ep"`
+	SdncniPol    *ebpf.MapSpec `ebpf:"sdncni_pol"`
 	SdncniSvc    *ebpf.MapSpec `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.MapSpec `ebpf:"sdncni_vpn_off"`
 }
@@ -192,8 +242,10 @@ func (o *bpfObjects) Close() error {
 type bpfMaps struct {
 	SdncniCfg    *ebpf.Map `ebpf:"sdncni_cfg"`
 	SdncniCnt    *ebpf.Map `ebpf:"sdncni_cnt"`
+	SdncniCt     *ebpf.Map `ebpf:"sdncni_ct"`
 	SdncniDst    *ebpf.Map `ebpf:"sdncni_dst"`
 	SdncniEp     *ebpf.Map `ebpf:"sdncni_ep"`
+	SdncniPol    *ebpf.Map `ebpf:"sdncni_pol"`
 	SdncniSvc    *ebpf.Map `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.Map `ebpf:"sdncni_vpn_off"`
 }
@@ -202,8 +254,10 @@ func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.SdncniCfg,
 		m.SdncniCnt,
+		m.SdncniCt,
 		m.SdncniDst,
 		m.SdncniEp,
+		m.SdncniPol,
 		m.SdncniSvc,
 		m.SdncniVpnOff,
 	)

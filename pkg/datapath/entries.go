@@ -35,6 +35,7 @@ func writeEntries(m *bpfMaps, ep Endpoint) (undo func(), err error) {
 		})
 		return nil
 	}
+	keepPolicyFlags(m, ep, &pod, &ovs, &key, &dst)
 	var oldEP bpfEndpoint
 	var oldDst bpfDst
 	if err := put(m.SdncniEp, uint32(ep.HostIfIndex), &pod, &oldEP); err != nil {
@@ -82,9 +83,39 @@ func sameOwner(a, b bpfEndpoint) bool {
 	return a.Vpn == b.Vpn && a.Ip == b.Ip && a.Mac == b.Mac && a.Role == b.Role && a.PeerIfindex == b.PeerIfindex
 }
 
-// checkEntries reports what differs between the maps and ep.
+// policyFlags are the endpoint flags that SetPolicy owns.
+const policyFlags = uint8(bpfEpFlagEP_POLICY_IN | bpfEpFlagEP_POLICY_EG)
+
+// keepPolicyFlags: once SetPolicy has governed an endpoint (a policy flag is set on its
+// present entry, which describes the same pod), the flags are SetPolicy's — the policy
+// flags and the fast-path flag it turned on after writing the pod's pair entries. A
+// re-Attach of the same pod (CHECK repair, restart reconciliation) keeps them instead of
+// writing ep.FastPath: it never drops a policy flag (that would let a governed pod's
+// traffic skip the pair entries) and does not throw a governed pod off the fast path.
+func keepPolicyFlags(m *bpfMaps, ep Endpoint, pod, ovs *bpfEndpoint, key *bpfDstKey, dst *bpfDst) {
+	flags, ok := governedFlags(m, ep)
+	if !ok {
+		return
+	}
+	pod.Flags, ovs.Flags, dst.Flags = flags, flags, flags
+}
+
+// governedFlags returns the flags of ep's present host-veth entry when it describes the
+// same pod and carries a policy flag.
+func governedFlags(m *bpfMaps, ep Endpoint) (uint8, bool) {
+	pod, _, _, _ := ep.entries()
+	var got bpfEndpoint
+	if m.SdncniEp.Lookup(uint32(ep.HostIfIndex), &got) != nil || !sameOwner(got, pod) || got.Flags&policyFlags == 0 {
+		return 0, false
+	}
+	return got.Flags, true
+}
+
+// checkEntries reports what differs between the maps and ep. The flags of an endpoint
+// SetPolicy governs are its own (keepPolicyFlags), so they are taken as present.
 func checkEntries(m *bpfMaps, ep Endpoint) error {
 	pod, ovs, key, dst := ep.entries()
+	keepPolicyFlags(m, ep, &pod, &ovs, &key, &dst)
 	var errs []error
 	for _, e := range []struct {
 		ifindex uint32

@@ -22,7 +22,7 @@ import (
 
 func requireNoEntries(t *testing.T, d *Datapath) {
 	t.Helper()
-	for _, m := range []*ebpf.Map{d.objs.SdncniEp, d.objs.SdncniDst} {
+	for _, m := range []*ebpf.Map{d.objs.SdncniEp, d.objs.SdncniDst, d.objs.SdncniPol, d.objs.SdncniCt} {
 		k := make([]byte, m.KeySize())
 		require.ErrorIs(t, m.NextKey(nil, &k), ebpf.ErrKeyNotExist, "map %s not empty", m)
 	}

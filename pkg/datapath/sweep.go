@@ -15,10 +15,12 @@ import (
 type SweepReport struct {
 	Endpoints    int // sdncni_ep: ifindex entries
 	Destinations int // sdncni_dst: {VPN, IP} entries
+	Pairs        int // sdncni_pol: pair entries
+	Connections  int // sdncni_ct: admitted connections
 }
 
 // Total is the number of entries removed.
-func (r SweepReport) Total() int { return r.Endpoints + r.Destinations }
+func (r SweepReport) Total() int { return r.Endpoints + r.Destinations + r.Pairs + r.Connections }
 
 // Sweep removes every per-pod map entry that belongs to no live attachment; live holds
 // the interface names (host veth and OVS port) of the attachments to keep.
@@ -29,6 +31,9 @@ func (r SweepReport) Total() int { return r.Endpoints + r.Destinations }
 //     address: an entry stays only while a remaining role-pod entry at that ifindex has
 //     the same VPN, IP and MAC. So a destination whose endpoint is gone is removed even
 //     when its interface still exists.
+//   - sdncni_pol (pair entries) and sdncni_ct (admitted connections) are keyed by two
+//     {VPN, IP} of pods and name the host veths of both: an entry stays only while both
+//     destination entries remain and point at those veths.
 //
 // The other maps hold no per-pod state: sdncni_cfg (the global switch) and sdncni_cnt
 // (counters) are node-wide, sdncni_vpn_off is per VPN and written from the networks'
@@ -74,12 +79,15 @@ func (d *Datapath) Sweep(ctx context.Context, live map[string]bool) (SweepReport
 		dst      bpfDst
 		staleDst []bpfDstKey
 	)
+	liveDst := map[bpfDstKey]uint32{}
 	it = d.objs.SdncniDst.Iterate()
 	for it.Next(&key, &dst) {
 		p, ok := pods[dst.HostIfindex]
 		if !ok || p.Vpn != key.Vpn || p.Ip != key.Ip || p.Mac != dst.Mac {
 			staleDst = append(staleDst, key)
+			continue
 		}
+		liveDst[key] = dst.HostIfindex
 	}
 	if err := it.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("sweep: list destinations: %w", err))
@@ -91,5 +99,76 @@ func (d *Datapath) Sweep(ctx context.Context, live map[string]bool) (SweepReport
 		}
 		rep.Destinations++
 	}
+	if it.Err() != nil {
+		return rep, errors.Join(errs...) // without the live destinations, pairs cannot be judged
+	}
+	n, err := d.sweepPairs(liveDst)
+	rep.Pairs = n
+	errs = append(errs, err)
+	n, err = d.sweepConnections(liveDst)
+	rep.Connections = n
+	errs = append(errs, err)
 	return rep, errors.Join(errs...)
+}
+
+// bound reports whether the pods at {vpn, a} and {vpn, b} are still the ones on the
+// host veths ia and ib.
+func bound(live map[bpfDstKey]uint32, vpn, a, b, ia, ib uint32) bool {
+	x, okA := live[bpfDstKey{Vpn: vpn, Ip: a}]
+	y, okB := live[bpfDstKey{Vpn: vpn, Ip: b}]
+	return okA && okB && x == ia && y == ib
+}
+
+func (d *Datapath) sweepPairs(live map[bpfDstKey]uint32) (int, error) {
+	var (
+		k     bpfPolKey
+		v     bpfPol
+		stale []bpfPolKey
+		errs  []error
+	)
+	it := d.objs.SdncniPol.Iterate()
+	for it.Next(&k, &v) {
+		if !bound(live, k.Vpn, k.Src, k.Dst, v.SrcIfindex, v.DstIfindex) {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("sweep: list pair entries: %w", err))
+	}
+	n := 0
+	for _, k := range stale {
+		if err := d.objs.SdncniPol.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("sweep: delete pair entry: %w", err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+func (d *Datapath) sweepConnections(live map[bpfDstKey]uint32) (int, error) {
+	var (
+		k     bpfCtKey
+		v     bpfCt
+		stale []bpfCtKey
+		errs  []error
+	)
+	it := d.objs.SdncniCt.Iterate()
+	for it.Next(&k, &v) {
+		if !bound(live, k.Vpn, k.Saddr, k.Daddr, v.SrcIfindex, v.DstIfindex) {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("sweep: list connections: %w", err))
+	}
+	n := 0
+	for _, k := range stale {
+		if err := d.objs.SdncniCt.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("sweep: delete connection: %w", err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -61,10 +61,28 @@ func TestSweep(t *testing.T) {
 		"endpoint on an interface that is not ours": func() error {
 			return d.objs.SdncniEp.Update(uint32(lo), &podA, ebpf.UpdateAny)
 		},
+		"pair entry of a and the gone b": func() error {
+			k := bpfPolKey{Vpn: a.VPN, Src: be32(a.IP), Dst: be32(b.IP)}
+			v := bpfPol{SrcIfindex: uint32(a.HostIfIndex), DstIfindex: uint32(b.HostIfIndex), All: 1}
+			return d.objs.SdncniPol.Update(&k, &v, ebpf.UpdateAny)
+		},
+		"connection of the gone b": func() error {
+			k := bpfCtKey{Vpn: a.VPN, Saddr: be32(b.IP), Daddr: be32(a.IP), Sport: 1, Dport: 2, Proto: 6}
+			v := bpfCt{LastSeen: 1, SrcIfindex: uint32(b.HostIfIndex), DstIfindex: uint32(a.HostIfIndex)}
+			return d.objs.SdncniCt.Update(&k, &v, ebpf.UpdateAny)
+		},
 	}
+	// Entries bound to a alone stay.
+	keptPair := bpfPolKey{Vpn: a.VPN, Src: be32(a.IP), Dst: be32(a.IP)}
+	keptConn := bpfCtKey{Vpn: a.VPN, Saddr: be32(a.IP), Daddr: be32(a.IP), Sport: 3, Dport: 4, Proto: 17}
+	require.NoError(t, d.objs.SdncniCt.Update(&keptConn,
+		&bpfCt{LastSeen: 1, SrcIfindex: uint32(a.HostIfIndex), DstIfindex: uint32(a.HostIfIndex)}, ebpf.UpdateAny))
 	for what, inject := range stale {
 		require.NoError(t, inject(), what)
 	}
+	// Bound to a's veth on both ends.
+	require.NoError(t, d.objs.SdncniPol.Update(&keptPair,
+		&bpfPol{SrcIfindex: uint32(a.HostIfIndex), DstIfindex: uint32(a.HostIfIndex), All: 1}, ebpf.UpdateAny))
 
 	live := map[string]bool{a.HostIfName: true, a.OVSIfName: true}
 	var rep SweepReport
@@ -73,8 +91,13 @@ func TestSweep(t *testing.T) {
 		rep, err = d.Sweep(t.Context(), live)
 		return err
 	})
-	// b's destination + 3 injected; b's OVS-port entry + 2 injected.
-	require.Equal(t, SweepReport{Endpoints: 3, Destinations: 4}, rep)
+	// b's destination + 3 injected; b's OVS-port entry + 2 injected; the pair entry and
+	// connection of b.
+	require.Equal(t, SweepReport{Endpoints: 3, Destinations: 4, Pairs: 1, Connections: 1}, rep)
+	var pv bpfPol
+	require.NoError(t, d.objs.SdncniPol.Lookup(&keptPair, &pv))
+	var cv bpfCt
+	require.NoError(t, d.objs.SdncniCt.Lookup(&keptConn, &cv))
 
 	var eps []uint32
 	var ifindex uint32
