@@ -1,6 +1,7 @@
 // Package netpol realises Kubernetes NetworkPolicy per VPN. The cluster role's
 // Reconciler (one owner, leader-elected) turns each VPN's policies into OVN address sets
 // and ACLs on the VPN's logical switch (pkg/policy computes them); the node role's
-// FastPathReconciler keeps the pods a policy isolates off the eBPF fast path, so OVN's
-// stateful ACLs see all of their traffic. docs/policy.md describes both.
+// FastPathReconciler writes what policy allows between the node's pods into the eBPF
+// fast path, which delivers only that (and the replies of connections it admitted) and
+// hands the rest to OVS, where OVN's ACLs decide. docs/policy.md describes both.
 package netpol
