@@ -90,9 +90,9 @@ func tokenClients(ctx context.Context, t *testing.T, api *testenv.APIServer, tok
 
 // TestNodeCredentials: with deploy/'s RBAC and admission policies, a node's credentials
 // (the sdncni-node ServiceAccount, a token bound to a Pod on node n1, as the DaemonSet's)
-// claim blocks for n1 only; they cannot write VPNs (spec, status, finalizers), create
-// VPN ids, take the leader lease or release blocks; a token bound to no Pod claims
-// nothing. The cluster role's credentials can do what the cluster role does.
+// claim and give back blocks for n1 only (one at a time: no deletecollection); they
+// cannot write VPNs (spec, status, finalizers), create VPN ids or take the leader lease;
+// a token bound to no Pod claims nothing. The cluster role's credentials can do what the cluster role does.
 func TestNodeCredentials(t *testing.T) {
 	api := testenv.StartAPIServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -139,7 +139,19 @@ func TestNodeCredentials(t *testing.T) {
 	err = n1.Create(ctx, spoof)
 	forbidden(err, "a block whose node label (what nodes select by) names another node")
 	require.Contains(t, err.Error(), "may only claim blocks of its own")
-	forbidden(n1.Delete(ctx, block("10.1.0.0/26", "n1")), "releasing blocks is the cluster role's")
+	// Giving blocks back: its own, one at a time; never another node's.
+	require.NoError(t, admin.Create(ctx, block("10.1.0.64/26", "n2")))
+	err = n1.Delete(ctx, block("10.1.0.64/26", "n2"))
+	forbidden(err, "n1 gives back n2's block")
+	require.Contains(t, err.Error(), "may only claim blocks of its own")
+	relabelled := block("10.1.0.128/26", "n2")
+	relabelled.Labels[v1alpha1.LabelNode] = "n1"
+	require.NoError(t, admin.Create(ctx, relabelled))
+	forbidden(n1.Delete(ctx, relabelled), "n1 gives back n2's block that carries n1's label")
+	forbidden(n1.DeleteAllOf(ctx, &v1alpha1.VPNBlock{}, client.MatchingLabels{v1alpha1.LabelNode: "n1"}),
+		"deletecollection is the cluster role's")
+	require.NoError(t, n1.Delete(ctx, block("10.1.0.0/26", "n1")), "a node gives back its own block")
+	require.NoError(t, n1.Create(ctx, block("10.1.0.0/26", "n1")), "and claims it again")
 
 	var v v1alpha1.VirtualPrivateNetwork
 	require.NoError(t, n1.Get(ctx, client.ObjectKey{Name: "blue"}, &v), "a node reads VPNs")

@@ -81,7 +81,8 @@ func TestAPIServer(t *testing.T) {
 			{node, []string{"create", "virtualprivatenetworks.sdncni.io"}, "no"},
 			{node, []string{"update", "virtualprivatenetworks.sdncni.io", "--subresource=status"}, "no"},
 			{node, []string{"create", "vpnblocks.sdncni.io"}, "yes"},
-			{node, []string{"delete", "vpnblocks.sdncni.io"}, "no"},
+			{node, []string{"delete", "vpnblocks.sdncni.io"}, "yes"}, // its own only: the policy
+			{node, []string{"deletecollection", "vpnblocks.sdncni.io"}, "no"},
 			{node, []string{"update", "vpnblocks.sdncni.io"}, "no"},
 			{node, []string{"create", "vpnids.sdncni.io"}, "no"},
 			{node, []string{"list", "pods"}, "yes"},
