@@ -8,7 +8,7 @@ package cluster
 
 // +kubebuilder:rbac:groups=sdncni.io,resources=virtualprivatenetworks,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=sdncni.io,resources=virtualprivatenetworks/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=sdncni.io,resources=vpnblocks,verbs=deletecollection
+// +kubebuilder:rbac:groups=sdncni.io,resources=vpnblocks,verbs=get;list;watch;deletecollection
 // +kubebuilder:rbac:groups=sdncni.io,resources=vpnids,verbs=get;list;watch;create;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=namespaces;pods;services,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
