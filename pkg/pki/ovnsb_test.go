@@ -47,8 +47,8 @@ func TestSouthboundRBAC(t *testing.T) {
 	script := runDBScript(t)
 	ports := freePorts(t, 4)
 	env := append(os.Environ(), "POD_NAME=ovn-central-0", "POD_IP=127.0.0.1",
-		"OVN_DB_DIR="+dbDir, "OVN_RUN_DIR="+run, "OVN_PKI_DIR="+pkiDir,
-		"OVN_NB_PORT="+ports[0], "OVN_SB_PORT="+ports[1], "OVN_NB_RAFT_PORT="+ports[2], "OVN_SB_RAFT_PORT="+ports[3])
+		"RUNDB_DB_DIR="+dbDir, "RUNDB_RUN_DIR="+run, "RUNDB_PKI_DIR="+pkiDir,
+		"RUNDB_NB_PORT="+ports[0], "RUNDB_SB_PORT="+ports[1], "RUNDB_NB_RAFT_PORT="+ports[2], "RUNDB_SB_RAFT_PORT="+ports[3])
 	for _, db := range []string{"nb", "sb"} {
 		start(t, env, filepath.Join(dir, db+".log"), "sh", script, db)
 	}
