@@ -8,7 +8,7 @@ BIN := bin
 # keeps two suites from fighting over two cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 40m
 
-.PHONY: all build test test-unit generate verify-generate lint deps dev-env dev-env-down demo bench-cni bench-vpn netperf clean cluster-binaries cluster cluster-down
+.PHONY: all build test test-unit generate verify-generate lint deps dev-env dev-env-down demo bench-cni bench-vpn bench-policy bench-policy-compile netperf clean cluster-binaries cluster cluster-down
 
 all: build
 
@@ -80,6 +80,16 @@ bench-cni: build
 
 bench-vpn: build
 	$(GO) run ./test/benchcni --vpns 50 --pods-per-vpn 20
+
+# NetworkPolicy (issue 13): Create → enforced on the fast path and OVS, 100 policies ×
+# 200 pods on a two-node cluster; controller RSS and OVN NB size with 1,000 policies
+# (root, OVS/OVN; ~15 min). BENCH_POLICY_FLAGS e.g. "--pods 100 --bulk 0". See
+# docs/benchmarks.md, "NetworkPolicy". bench-policy-compile: pkg/policy alone, no root.
+bench-policy: build
+	$(GO) run ./test/benchpolicy $(BENCH_POLICY_FLAGS)
+
+bench-policy-compile:
+	$(GO) test -run '^$$' -bench BenchmarkCompile -benchmem ./test/benchpolicy
 
 netperf: build
 	$(GO) run ./test/netperf $(NETPERF_FLAGS)
