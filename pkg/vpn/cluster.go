@@ -277,6 +277,9 @@ func (r *ClusterReconciler) blockLimit(ctx context.Context, v *v1alpha1.VirtualP
 			fmt.Sprintf("blocks: %d, at most %d per VPN: a node that needs one more fails the pod's ADD (CNI code 11)", n, r.BlocksPerVPN))
 		return nil
 	}
+	if meta.FindStatusCondition(v.Status.Conditions, v1alpha1.ConditionBlockLimitReached) == nil {
+		return nil // never at the bound: no condition (and no event per VPN)
+	}
 	r.setCondition(v, v1alpha1.ConditionBlockLimitReached, metav1.ConditionFalse, v1alpha1.ReasonWithinLimits,
 		fmt.Sprintf("within bounds: blocks at most %d per VPN", r.BlocksPerVPN))
 	return nil

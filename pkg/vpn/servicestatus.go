@@ -110,12 +110,16 @@ func (r *ServiceReconciler) limitCondition(ranked []string, cut map[string]strin
 	return c
 }
 
-// setLimitCondition writes c on the VPN when it differs from what the VPN carries (the
-// optimistic concurrency of the status subresource keeps the VPN reconciler's own
-// conditions), with a Warning event when the VPN goes over a bound or its overage changes.
+// setLimitCondition writes c on the VPN when it differs from what the VPN carries (a
+// False one only over a condition that is there: a VPN never over a bound has none), with
+// a Warning event when the VPN goes over a bound or its overage changes. The optimistic
+// concurrency of the status subresource keeps the VPN reconciler's own conditions.
 func (r *ServiceReconciler) setLimitCondition(ctx context.Context, v *v1alpha1.VirtualPrivateNetwork, c metav1.Condition) error {
-	if cur := meta.FindStatusCondition(v.Status.Conditions, c.Type); cur != nil && cur.Status == c.Status &&
-		cur.Reason == c.Reason && cur.Message == c.Message {
+	cur := meta.FindStatusCondition(v.Status.Conditions, c.Type)
+	if cur == nil && c.Status == metav1.ConditionFalse {
+		return nil // never over: no condition, and no status write (a VPN event) per VPN
+	}
+	if cur != nil && cur.Status == c.Status && cur.Reason == c.Reason && cur.Message == c.Message {
 		return nil
 	}
 	var latest v1alpha1.VirtualPrivateNetwork
