@@ -54,6 +54,8 @@ type options struct {
 	netnsDirs          []string
 	// limits bound what one VPN may have realised (--max-*, docs/configuration.md).
 	limits vpn.Limits
+	// releaseAfter: a node gives back a block empty this long (0: never).
+	releaseAfter time.Duration
 
 	// Tunnel topology (topology.go). mtu 0 means auto.
 	allocRange      netip.Prefix
@@ -101,6 +103,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.role, "role", roleAll, "what this process runs (--kubeconfig mode): all (node and leader-elected cluster role, one identity), node (CNI, datapath, the node's blocks; no leader election) or cluster (the leader-elected VPN and Service reconcilers and the default VPN, with OVN NB only)")
 	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "sdncni-system", "namespace of the cluster role's leader-election lease")
 	fs.IntVar(&o.blockSize, "node-block-size", 26, "prefix length of the per-node address blocks of the default VPN")
+	fs.DurationVar(&o.releaseAfter, "release-empty-blocks-after", 5*time.Minute, "give back a node's address block of a VPN once no pod has used it this long (one block of each VPN the node has pods of, or must reach, stays; 0: keep every block; --kubeconfig mode)")
 	fs.StringVar(&o.dnsService, "dns-service", "kube-system/kube-dns", "namespace/name of the cluster DNS Service, which pods of every VPN reach (empty: none; --kubeconfig mode)")
 	fs.StringVar(&serviceCIDRs, "service-cidr", "10.96.0.0/12", "the cluster's ClusterIP range(s), comma-separated: pods' packets to them that no shared Service takes are dropped at the node (empty: none; --kubeconfig mode)")
 	fs.StringVar(&controlPlane, "control-plane-cidrs", "", "addresses of the API servers, comma-separated CIDRs: connections from them, arriving from the node network, may reach this node's pods (pods/proxy, webhooks); empty: none (--kubeconfig mode)")

@@ -28,50 +28,53 @@ import (
 
 // kubeMode starts the controller-runtime manager with the node role's informers (and,
 // for --role=all, the leader-elected cluster role). It returns the node's Networks once
-// the caches are synced, and what tells the attach.Manager which pods a NetworkPolicy
-// keeps off the fast path.
+// the caches are synced, what tells the attach.Manager which pods a NetworkPolicy
+// keeps off the fast path, and what gives the node's empty blocks back (nil with
+// --release-empty-blocks-after=0; run it once restart reconciliation is done).
 func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbound, store *ipam.Store, dp *datapath.Datapath,
-	log logr.Logger) (*vpn.NodeNetworks, attach.PodPolicy, error) {
+	log logr.Logger) (*vpn.NodeNetworks, attach.PodPolicy, *vpn.BlockReleaser, error) {
 	withCluster := o.role == roleAll
 	mgr, cfg, scheme, err := newManager(o, withCluster, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if withCluster {
 		if err := setupClusterRole(mgr, o, nb, log); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	// VPNs this node holds off the fast path (over their bound of Service endpoints).
 	overrides := vpn.NewFastPathOverrides()
 	if err := (&vpn.FastPathReconciler{Client: mgr.GetClient(), Datapath: dp, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
 		Log: log.WithName("vpn-fastpath"), Overrides: overrides}).SetupWithManager(mgr); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// An empty Service-endpoint map (a new node, an upgrade) would let same-node Service
 	// replies take the fast path until the first write: hold the fast path off till then.
 	held, err := dp.ServiceEndpoints(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ser := &vpn.ServiceEndpointReconciler{Cache: mgr.GetCache(), Datapath: dp, FastPath: o.fastPath,
 		WaitForSync: len(held) == 0, Node: o.nodeName, Overrides: overrides,
 		Recorder: mgr.GetEventRecorderFor("sdncni-controller"), Log: log.WithName("service-endpoints")}
 	if err := ser.Hold(ctx); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := ser.SetupWithManager(mgr); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, nil, fmt.Errorf("api client: %w", err)
+		return nil, nil, nil, fmt.Errorf("api client: %w", err)
 	}
 	// The node's gateway: management ports per VPN, forwarding and the isolation guard.
 	if err := gateway.EnsureNetfilter(gateway.Filter{ServiceCIDRs: o.serviceCIDRs, ControlPlane: o.controlPlane}); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	nodeNets := vpn.NewNodeNetworks(mgr.GetCache(), direct, o.nodeName, o.mtu, log.WithName("vpn-node"))
+	nodeNets.LimitBlocks(o.limits.BlocksPerVPN, mgr.GetEventRecorderFor("sdncni-controller"))
+	nodeNets.UseAddresses(store)
 	gw := gateway.New(gateway.Config{Bridge: o.bridge, Node: o.nodeName, ServiceCIDRs: o.serviceCIDRs,
 		ControlPlaneCIDRs: o.controlPlane, ClusterVPN: v1alpha1.DefaultVPNName, TxOffloadOff: o.txOffloadOff}, vs, nb, store, log.WithName("gateway"))
 	nodeNets.OnBlock(func(ctx context.Context, net attach.Network) {
@@ -84,25 +87,37 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	gr := &gateway.Reconciler{Cache: mgr.GetCache(), API: direct, Networks: nodeNets, Gateway: gw, Node: o.nodeName,
 		Recorder: mgr.GetEventRecorderFor("sdncni-controller"), Log: log.WithName("gateway")}
 	if err := gr.SetupWithManager(mgr); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := (&gateway.NodeGuard{Cache: mgr.GetCache(), Gateway: gw, Log: log.WithName("node-guard")}).SetupWithManager(mgr); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	shr := &vpn.SharedServiceReconciler{Cache: mgr.GetCache(), Networks: nodeNets, Gateway: gw, DNS: o.dnsService,
 		ClusterVPN: v1alpha1.DefaultVPNName, Log: log.WithName("shared-services")}
 	if err := shr.SetupWithManager(mgr); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	var rel *vpn.BlockReleaser
+	if o.releaseAfter > 0 {
+		rel = &vpn.BlockReleaser{Networks: nodeNets, Addresses: store, Gateway: gw, Keep: shr.Holders, After: o.releaseAfter,
+			Restore: func(ctx context.Context, name string) error {
+				net, ok := nodeNets.ByName(name)
+				if !ok {
+					return nil // the VPN is gone or not served: no port to restore
+				}
+				return gr.EnsureVPN(ctx, net)
+			},
+			Log: log.WithName("vpn-blocks")}
 	}
 	// Pods a NetworkPolicy selects keep their traffic on OVS, where the ACLs are.
 	isolation := &netpol.Isolation{Cache: mgr.GetCache()}
 	if err := (&netpol.FastPathReconciler{Isolation: isolation, Datapath: dp, Store: store, Networks: nodeNets,
 		Log: log.WithName("networkpolicy-fastpath")}).SetupWithManager(mgr); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if withCluster {
 		if err := ensureDefaultVPN(ctx, direct, o); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	go func() {
@@ -111,20 +126,20 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 		}
 	}()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return nil, nil, fmt.Errorf("informer caches did not sync")
+		return nil, nil, nil, fmt.Errorf("informer caches did not sync")
 	}
 	// Warm the informers the node role reads so the first ADD does not start them.
 	var warm v1alpha1.VPNBlockList
 	if err := mgr.GetCache().List(ctx, &warm); err != nil {
-		return nil, nil, fmt.Errorf("start vpnblock informer: %w", err)
+		return nil, nil, nil, fmt.Errorf("start vpnblock informer: %w", err)
 	}
 	var warmIDs v1alpha1.VPNIDList
 	if err := mgr.GetCache().List(ctx, &warmIDs); err != nil {
-		return nil, nil, fmt.Errorf("start vpnid informer: %w", err)
+		return nil, nil, nil, fmt.Errorf("start vpnid informer: %w", err)
 	}
 	var vpns v1alpha1.VirtualPrivateNetworkList
 	if err := mgr.GetCache().List(ctx, &vpns); err != nil {
-		return nil, nil, fmt.Errorf("list vpns: %w", err)
+		return nil, nil, nil, fmt.Errorf("list vpns: %w", err)
 	}
 	keep := map[string]bool{}
 	for _, v := range vpns.Items {
@@ -133,7 +148,7 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	if err := gw.Sweep(ctx, keep); err != nil {
 		log.Error(err, "sweep management ports of deleted VPNs")
 	}
-	return nodeNets, isolation, nil
+	return nodeNets, isolation, rel, nil
 }
 
 // newManager builds the manager; leader election only where the cluster role runs (the

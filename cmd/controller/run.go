@@ -24,7 +24,11 @@ import (
 	"github.com/sdncni/sdncni/pkg/ipam"
 	"github.com/sdncni/sdncni/pkg/metrics"
 	"github.com/sdncni/sdncni/pkg/ovs"
+	"github.com/sdncni/sdncni/pkg/vpn"
 )
+
+// blockReleaseInterval is how often a node looks for empty blocks to give back.
+const blockReleaseInterval = time.Minute
 
 func newLogger(verbosity int) logr.Logger {
 	level := slog.Level(-verbosity)
@@ -83,14 +87,15 @@ func run(ctx context.Context, o *options) error {
 	var (
 		networks  attach.Networks
 		podPolicy attach.PodPolicy
+		releaser  *vpn.BlockReleaser
 	)
 	if o.kubeconfig != "" {
 		// The manager lives as long as the controller, not the start-up deadline.
-		kn, pp, err := kubeMode(ctx, o, vs, nb, store, dp, log)
+		kn, pp, rel, err := kubeMode(ctx, o, vs, nb, store, dp, log)
 		if err != nil {
 			return err
 		}
-		networks, podPolicy = kn, pp
+		networks, podPolicy, releaser = kn, pp, rel
 	} else {
 		sn, err := buildNetworks(o)
 		if err != nil {
@@ -121,9 +126,16 @@ func run(ctx context.Context, o *options) error {
 	}
 	log.Info("reconciled", "kept", rep.Kept, "repaired", rep.Repaired, "removed", rep.Removed,
 		"pending", len(rep.Pending), "unlisted", rep.Unlisted)
-	if !rep.Done() {
-		go mgr.RetryPending(ctx, rep)
-	}
+	go func(rep attach.ReconcileReport) {
+		if !rep.Done() {
+			rep = mgr.RetryPending(ctx, rep)
+		}
+		// Only now does the store hold every running pod's address: before, a block a
+		// pod still uses could look empty.
+		if releaser != nil && rep.Done() {
+			releaser.Run(ctx, blockReleaseInterval)
+		}
+	}(rep)
 
 	if o.metricsAddr != "" {
 		stopMetrics, err := serveMetrics(o.metricsAddr, dp, statusFunc(vs, nb), log)

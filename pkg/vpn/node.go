@@ -27,16 +27,31 @@ type NodeNetworks struct {
 	node       string
 	defaultMTU int
 	log        logr.Logger
-	growMu     sync.Mutex
-	onBlock    func(ctx context.Context, net attach.Network)
+	// growMu serialises claiming blocks (Grow) and giving them back (BlockReleaser).
+	growMu  sync.Mutex
+	onBlock func(ctx context.Context, net attach.Network)
+	// addrs is the node's address store; Grow lifts the fence of a block it claims.
+	addrs unfencer
 	// reported holds the UIDs of invalid blocks already logged (network runs per ADD).
 	reported sync.Map
+	// blockLimit bounds the blocks of one VPN (LimitBlocks, blocklimit.go).
+	blockLimit blockLimit
 }
 
 // OnBlock registers f to run after Grow has claimed a block (f gets the network with
 // its new ranges), before the ADD that needed it allocates: the gateway uses it to set
 // up the VPN's management port. f must not fail the ADD; it reports its own errors.
 func (n *NodeNetworks) OnBlock(f func(ctx context.Context, net attach.Network)) { n.onBlock = f }
+
+// unfencer is what Grow needs of the node's address store (*ipam.Store).
+type unfencer interface {
+	Unfence(ctx context.Context, pool string, r netip.Prefix) error
+}
+
+// UseAddresses tells n the node's address store, in which BlockReleaser fences the
+// blocks it gives back: Grow lifts the fence of a block when it claims the block again.
+// Call it before the first ADD whenever blocks are given back.
+func (n *NodeNetworks) UseAddresses(a unfencer) { n.addrs = a }
 
 var (
 	_ attach.Networks = (*NodeNetworks)(nil)
@@ -219,6 +234,9 @@ func (n *NodeNetworks) Grow(ctx context.Context, net attach.Network) (attach.Net
 		return net, err
 	}
 	held = append(held, net.Ranges...)
+	if err := n.underBlockLimit(ctx, &v); err != nil {
+		return net, err
+	}
 	for i := 0; ; i++ {
 		i = NextFreeBlock(i, count, block, held)
 		if i < 0 {
@@ -231,7 +249,12 @@ func (n *NodeNetworks) Grow(ctx context.Context, net attach.Network) (attach.Net
 		if apierrors.IsAlreadyExists(err) {
 			var cur v1alpha1.VPNBlock
 			if gerr := n.api.Get(ctx, client.ObjectKeyFromObject(b), &cur); gerr == nil && cur.Spec.Node == n.node {
-				net.Ranges = append(net.Ranges, p) // ours already; the cache had not seen it
+				// Ours already: the cache had not seen it, or a release of it stopped
+				// between its fence and its deletion (the block stays ours, so open it).
+				if err := n.unfence(ctx, net.Name, p); err != nil {
+					return net, err
+				}
+				net.Ranges = append(net.Ranges, p)
 				n.claimed(ctx, net)
 				return net, nil
 			}
@@ -241,6 +264,9 @@ func (n *NodeNetworks) Grow(ctx context.Context, net attach.Network) (attach.Net
 			return net, fmt.Errorf("claim block %s of %s: %w", p, net.Name, err)
 		}
 		n.log.Info("claimed address block", "vpn", net.Name, "block", p)
+		if err := n.unfence(ctx, net.Name, p); err != nil {
+			return net, err // claimed but closed: given back as empty later
+		}
 		net.Ranges = append(net.Ranges, p)
 		n.claimed(ctx, net)
 		return net, nil
@@ -262,6 +288,18 @@ func (n *NodeNetworks) ownByNode(ctx context.Context, b *v1alpha1.VPNBlock) {
 	}
 	b.OwnerReferences = append(b.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "Node",
 		Name: node.Name, UID: node.UID})
+}
+
+// unfence opens block p of vpn in the address store: this node gave it back once (and
+// fenced it), and holds it again.
+func (n *NodeNetworks) unfence(ctx context.Context, vpn string, p netip.Prefix) error {
+	if n.addrs == nil {
+		return nil
+	}
+	if err := n.addrs.Unfence(ctx, vpn, p); err != nil {
+		return fmt.Errorf("claim block %s of %s: %w", p, vpn, err)
+	}
+	return nil
 }
 
 func (n *NodeNetworks) claimed(ctx context.Context, net attach.Network) {

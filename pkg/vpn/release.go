@@ -51,6 +51,11 @@ type BlockReleaser struct {
 	Addresses addressFences
 	// Gateway removes a VPN's management port before its last block goes; nil: none.
 	Gateway portRemover
+	// Restore builds a VPN's management port again when Gateway removed it but a block
+	// stayed: an ADD took an address of it between the pass's look at the store and the
+	// fence, so the VPN has a pod on this node after all (the node must reach it, for
+	// kubelet's probes). nil: none.
+	Restore func(ctx context.Context, vpn string) error
 	// Keep returns the VPNs this node keeps a block of even without pods of them
 	// (SharedServiceReconciler.Holders); nil: none.
 	Keep func(ctx context.Context) (map[string]bool, error)
@@ -119,8 +124,8 @@ func (r *BlockReleaser) Release(ctx context.Context) ([]string, error) {
 		if b.Spec.Node != n.node {
 			continue
 		}
-		var v v1alpha1.VirtualPrivateNetwork
-		if err := n.api.Get(ctx, client.ObjectKey{Name: b.Spec.VPN}, &v); err != nil {
+		var v v1alpha1.VirtualPrivateNetwork // from the cache: one read per block, every pass
+		if err := n.cache.Get(ctx, client.ObjectKey{Name: b.Spec.VPN}, &v); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue // the VPN's deletion takes its blocks
 			}
@@ -220,34 +225,44 @@ func (r *BlockReleaser) releaseVPN(ctx context.Context, vpn string, blocks []*he
 	}
 	var released []string
 	var errs []error
+	stayed := false
 	for _, b := range out {
-		if err := r.release(ctx, b); err != nil {
+		gone, err := r.release(ctx, b)
+		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		released = append(released, b.obj.Name)
+		if gone {
+			released = append(released, b.obj.Name)
+		} else {
+			stayed = true
+		}
+	}
+	if leaves && stayed && r.Gateway != nil && r.Restore != nil {
+		if err := r.Restore(ctx, vpn); err != nil {
+			errs = append(errs, fmt.Errorf("restore the management port of %s: %w", vpn, err))
+		}
 	}
 	return released, errors.Join(errs...)
 }
 
-// release fences block b in the address store, then deletes its VPNBlock. Call with
-// growMu held. A fence that finds an address of b held (an ADD got there first) is not
-// an error: b stays.
-func (r *BlockReleaser) release(ctx context.Context, b *heldBlock) error {
+// release fences block b in the address store, then deletes its VPNBlock, and says
+// whether b is gone. Call with growMu held. A fence that finds an address of b held (an
+// ADD got there first) is not an error: b stays.
+func (r *BlockReleaser) release(ctx context.Context, b *heldBlock) (bool, error) {
 	if err := r.Addresses.Fence(ctx, b.obj.Spec.VPN, b.p); err != nil {
 		if errors.Is(err, ipam.ErrInUse) {
 			delete(r.emptySince, b.obj.Name)
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("give back block %s: %w", b.obj.Name, err)
+		return false, fmt.Errorf("give back block %s: %w", b.obj.Name, err)
 	}
 	uid := b.obj.UID
 	err := r.Networks.api.Delete(ctx, &b.obj, client.Preconditions{UID: &uid})
 	if err != nil && !apierrors.IsNotFound(err) {
 		// Fenced, still claimed: the next pass deletes it (or Grow takes it back).
-		return fmt.Errorf("give back block %s: delete: %w", b.obj.Name, err)
+		return false, fmt.Errorf("give back block %s: delete: %w", b.obj.Name, err)
 	}
 	delete(r.emptySince, b.obj.Name)
 	r.Log.Info("gave back address block", "vpn", b.obj.Spec.VPN, "block", b.p)
-	return nil
+	return true, nil
 }
