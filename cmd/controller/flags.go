@@ -60,6 +60,9 @@ type options struct {
 	// Tunnel topology (topology.go). mtu 0 means auto.
 	allocRange      netip.Prefix
 	tunnelTxOffload string // auto, on or off
+	// encapWait: how long to wait at start for OVN's tunnel endpoint (ovn-encap-ip),
+	// which another container may set moments later; 0: take the row as it is.
+	encapWait time.Duration
 	txOffloadOff    bool   // what tunnelTxOffload resolved to
 }
 
@@ -88,6 +91,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&gw, "gateway", "", "gateway address (default: the CIDR's first address)")
 	fs.IntVar(&o.mtu, "mtu", 0, "pod interface MTU (0: auto, the MTU of the link holding the OVN encap IP minus the Geneve overhead, or 1400 without a tunnel)")
 	fs.StringVar(&allocRange, "alloc-range", "", "part of --cidr this node allocates pod addresses from (default: all of it)")
+	fs.DurationVar(&o.encapWait, "encap-ip-wait", 0, "at start, wait this long for external_ids:ovn-encap-ip in the local Open_vSwitch row before deciding the pod MTU and tx offload from the tunnel topology (set where ovn-controller's container writes it alongside this one; 0: don't wait)")
 	fs.StringVar(&o.tunnelTxOffload, "tunnel-tx-offload", txOffloadAuto, "tx offload of pod interfaces: auto (off when the netdev datapath tunnels to other nodes), on or off")
 	fs.StringVar(&o.networksFile, "networks-file", "", "JSON file of further isolated networks and their namespaces (see docs/configuration.md)")
 	fs.StringVar(&o.ipamStore, "ipam-store", "/var/lib/sdncni/ipam.json", "address store file")

@@ -62,7 +62,11 @@ func run(ctx context.Context, o *options) error {
 	if err := vs.EnsureBridge(startCtx, o.bridge, o.datapathType); err != nil {
 		return err
 	}
-	if err := resolveTopology(startCtx, o, vs, log); err != nil {
+	// Its own deadline: it may wait --encap-ip-wait for ovn-controller's container.
+	topoCtx, topoCancel := context.WithTimeout(ctx, o.encapWait+30*time.Second)
+	err = resolveTopology(topoCtx, o, vs, log)
+	topoCancel()
+	if err != nil {
 		return err
 	}
 	nb, err := connectNorthbound(startCtx, o, log)

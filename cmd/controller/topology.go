@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
@@ -98,10 +99,34 @@ func discoverTopology(ctx context.Context, vs *ovs.VSwitch) (topology, error) {
 	return t, nil
 }
 
+// waitTopology discovers the topology, waiting up to wait for the encap IP to be set:
+// decided without it, a tunnelled node would give its pods offloads that the userspace
+// datapath cannot tunnel (cross-node TCP then fails) and the default MTU. After wait it
+// goes on without (a node that does not tunnel).
+func waitTopology(ctx context.Context, vs *ovs.VSwitch, wait time.Duration, log logr.Logger) (topology, error) {
+	deadline := time.Now().Add(wait)
+	logged := false
+	for {
+		t, err := discoverTopology(ctx, vs)
+		if err != nil || t.EncapIP.IsValid() || !time.Now().Before(deadline) {
+			return t, err
+		}
+		if !logged {
+			log.Info("waiting for the tunnel endpoint (external_ids:ovn-encap-ip)", "atMost", wait)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return t, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // resolveTopology fills in what the flags left to the topology: the pod MTU (--mtu 0)
 // and whether pod interfaces get tx offload off (--tunnel-tx-offload).
 func resolveTopology(ctx context.Context, o *options, vs *ovs.VSwitch, log logr.Logger) error {
-	t, err := discoverTopology(ctx, vs)
+	t, err := waitTopology(ctx, vs, o.encapWait, log)
 	if err != nil {
 		return fmt.Errorf("discover tunnel topology: %w", err)
 	}

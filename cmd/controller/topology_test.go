@@ -1,10 +1,17 @@
 package main
 
 import (
+	"context"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sdncni/sdncni/internal/testenv"
+	"github.com/sdncni/sdncni/pkg/ovs"
 )
 
 func TestTopology(t *testing.T) {
@@ -33,4 +40,39 @@ func TestTopology(t *testing.T) {
 			require.Equal(t, tc.offOff, tc.topo.txOffloadOff(tc.mode, tc.datapath))
 		})
 	}
+}
+
+// TestWaitTopology, against a real Open_vSwitch ovsdb-server: ovn-controller's container
+// writes ovn-encap-ip as the controller starts; with --encap-ip-wait the controller
+// decides the topology from it once it is there, without it (0) from the row as it is.
+func TestWaitTopology(t *testing.T) {
+	o := testenv.StartOVN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	vs, err := ovs.NewVSwitch(ctx, o.OVSDB, logr.Discard())
+	require.NoError(t, err)
+	t.Cleanup(vs.Close)
+	encap := strings.Trim(strings.TrimSpace(o.Vsctl(t, "get", "Open_vSwitch", ".", "external_ids:ovn-encap-ip")), `"`)
+	o.Vsctl(t, "remove", "Open_vSwitch", ".", "external_ids", "ovn-encap-ip")
+
+	topo, err := waitTopology(ctx, vs, 0, logr.Discard())
+	require.NoError(t, err)
+	require.False(t, topo.EncapIP.IsValid(), "no wait: no encap ip yet")
+
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		o.Vsctl(t, "set", "Open_vSwitch", ".", "external_ids:ovn-encap-ip="+encap)
+	}()
+	start := time.Now()
+	topo, err = waitTopology(ctx, vs, 20*time.Second, logr.Discard())
+	require.NoError(t, err)
+	require.Equal(t, encap, topo.EncapIP.String(), "the encap ip written after the start")
+	require.Less(t, time.Since(start), 10*time.Second)
+
+	o.Vsctl(t, "remove", "Open_vSwitch", ".", "external_ids", "ovn-encap-ip")
+	start = time.Now()
+	topo, err = waitTopology(ctx, vs, time.Second, logr.Discard())
+	require.NoError(t, err)
+	require.False(t, topo.EncapIP.IsValid())
+	require.GreaterOrEqual(t, time.Since(start), time.Second, "waited its bound, then went on without")
 }
