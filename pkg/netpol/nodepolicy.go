@@ -147,7 +147,8 @@ func (r *FastPathReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctr
 }
 
 // compute is VPN name's policy state for its pods on this node. A pod the cache does
-// not know (yet) stays off. A Snapshot of the node's own pods is enough: what policy
+// not know (yet, or at all: a runtime without Pod objects) stays off when a policy of
+// its namespace could select it, and is on, isolated in neither direction, otherwise. A Snapshot of the node's own pods is enough: what policy
 // allows between two pods depends only on them, their namespaces and the policies
 // (policy.PairPorts).
 func (r *FastPathReconciler) compute(ctx context.Context, name string, id uint32, pods []localPod) (datapath.VPNPolicy, error) {
@@ -174,12 +175,24 @@ func (r *FastPathReconciler) compute(ctx context.Context, name string, id uint32
 			snap.Policies = append(snap.Policies, p)
 		}
 	}
+	// Namespaces with a policy: only there can a pod be a policy's subject.
+	governed := map[string]bool{}
+	for _, p := range snap.Policies {
+		governed[p.Namespace] = true
+	}
 	for _, lp := range pods {
 		ns, podName, _ := strings.Cut(lp.key, "/")
 		var pod corev1.Pod
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: podName}, &pod); err != nil {
 			if !apierrors.IsNotFound(err) {
 				return out, fmt.Errorf("get pod %s: %w", lp.key, err)
+			}
+			if !governed[ns] {
+				// No policy can select it, so it is isolated in neither direction. It is
+				// nobody's peer here either (no labels): a pair it is in that another
+				// pod's isolation governs gets no entry and goes to OVS.
+				out.Endpoints = append(out.Endpoints, datapath.PolicyEndpoint{IP: lp.ip})
+				continue
 			}
 			out.Off = append(out.Off, lp.ip)
 			continue

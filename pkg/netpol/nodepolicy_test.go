@@ -84,7 +84,7 @@ func TestFastPathReconcilerComputes(t *testing.T) {
 		return ipam.Allocation{Pool: pool, Addr: netip.PrefixFrom(addr(ip), 24), Owner: ipam.Owner{ContainerID: "c-" + name, PodNamespace: ns, PodName: name}}
 	}
 	allocs := fakeAllocs{alloc("p", "x", "a", "10.1.0.1"), alloc("p", "x", "b", "10.1.0.2"), alloc("p", "y", "a", "10.1.0.3"),
-		alloc("p", "y", "ghost", "10.1.0.4"), alloc("q", "w", "a", "10.2.0.1"),
+		alloc("p", "y", "ghost", "10.1.0.4"), alloc("p", "x", "ghost", "10.1.0.5"), alloc("q", "w", "a", "10.2.0.1"),
 		{Pool: "p", Addr: netip.MustParsePrefix("10.1.0.254/24"), Owner: ipam.Owner{ContainerID: attach.NodeOwnerPrefix + "gw"}}}
 	nets := fakeNets{"p": {Name: "p", ID: 5}, "q": {Name: "q", ID: 6}}
 
@@ -99,8 +99,9 @@ func TestFastPathReconcilerComputes(t *testing.T) {
 		got[p.VPN] = p
 	}
 	p := got[5]
-	require.ElementsMatch(t, []datapath.PolicyEndpoint{{IP: addr("10.1.0.1"), Ingress: true}, {IP: addr("10.1.0.2")}, {IP: addr("10.1.0.3")}}, p.Endpoints)
-	require.Equal(t, []netip.Addr{addr("10.1.0.4")}, p.Off, "a pod the cache does not know stays off")
+	require.ElementsMatch(t, []datapath.PolicyEndpoint{{IP: addr("10.1.0.1"), Ingress: true}, {IP: addr("10.1.0.2")}, {IP: addr("10.1.0.3")},
+		{IP: addr("10.1.0.4")}}, p.Endpoints, "a pod the cache does not know, in a namespace without policies (y), is on and not isolated")
+	require.Equal(t, []netip.Addr{addr("10.1.0.5")}, p.Off, "one the cache does not know in a namespace with a policy (x) stays off")
 	require.Equal(t, []datapath.PolicyPair{{Src: addr("10.1.0.3"), Dst: addr("10.1.0.1"),
 		Ranges: []datapath.PortRange{{Protocol: "tcp", Lo: 8080, Hi: 8080}}}}, p.Pairs,
 		"y/a → x/a on the named port; x/b → x/a allows nothing; ungoverned pairs need no entry")
