@@ -105,7 +105,12 @@ func TestServiceLimitsPerVPN(t *testing.T) {
 	createService(ctx, t, api.Client, "b", "big", "10.0.0.22", "10.62.0.10", "10.62.0.11", "10.62.0.12", "10.62.0.13", "10.62.0.14", "10.62.0.15")
 	reconcileService(ctx, t, r, "b", "web")
 	reconcileService(ctx, t, r, "b", "big")
-	blueUUIDs := o.Nbctl(t, "--bare", "--columns=_uuid", "find", "Load_Balancer", `external_ids:"sdncni.io/network"=blue`)
+	// ovn-nbctl find lists rows in no fixed order: compare the sets.
+	blueLBs := func() []string {
+		return strings.Fields(o.Nbctl(t, "--bare", "--columns=_uuid", "find", "Load_Balancer", `external_ids:"sdncni.io/network"=blue`))
+	}
+	blueUUIDs := blueLBs()
+	require.Len(t, blueUUIDs, 2)
 
 	for i := range 5 {
 		createService(ctx, t, api.Client, "r", fmt.Sprintf("s%d", i), fmt.Sprintf("10.0.0.%d", i+31), fmt.Sprintf("10.61.0.%d", i+5))
@@ -127,7 +132,7 @@ func TestServiceLimitsPerVPN(t *testing.T) {
 	require.NotContains(t, routes, "10.61.0.8", "a Service over the bound has no endpoint route")
 
 	// blue: its rows unchanged by red's burst; big keeps 4 of its 6 backends.
-	require.Equal(t, blueUUIDs, o.Nbctl(t, "--bare", "--columns=_uuid", "find", "Load_Balancer", `external_ids:"sdncni.io/network"=blue`))
+	require.ElementsMatch(t, blueUUIDs, blueLBs())
 	require.Len(t, lbsOf(t, o, "b"), 2, "blue's Services are all realised")
 	vips := o.Nbctl(t, "--bare", "--columns=vips", "find", "Load_Balancer", "name="+ovs.LoadBalancerName("b", "big", "tcp"))
 	require.Contains(t, vips, "10.62.0.10:8080,10.62.0.11:8080,10.62.0.12:8080,10.62.0.13:8080")

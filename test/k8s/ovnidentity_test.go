@@ -55,7 +55,8 @@ func checkNodeOVNIdentity(t *testing.T, k *kube, nodes []string) {
 	_, _ = sbctl("remove", "chassis", self, "external_ids", "sdncni-test")
 	out, err = sbctl("set", "chassis", other, "external_ids:sdncni-test=stolen")
 	require.Error(t, err, "%s writes %s's chassis: %s", self, other, out)
-	require.Contains(t, out, "RBAC", "refused for another reason")
+	// ovn-sbctl says why on stderr, which Kubectl puts in the error.
+	require.Contains(t, err.Error(), "RBAC", "refused for another reason")
 	out, err = sbctl("chassis-add", "not-a-node", "geneve", "192.0.2.9")
 	require.Error(t, err, "%s creates a chassis of another name: %s", self, out)
 }
