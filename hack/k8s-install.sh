@@ -170,7 +170,7 @@ pod_routes_loop() {
 	while [[ -e $cp ]]; do
 		if json=$(kc get vpnblocks -o json 2>/dev/null) && nodes=$(kc get nodes -o json 2>/dev/null); then
 			want=$(jq -r --argjson nodes "$nodes" '
-				($nodes.items | map({(.metadata.name): (.status.addresses[] | select(.type=="InternalIP") | .address)}) | add) as $ip
+				($nodes.items | map({(.metadata.name): ((.status.addresses // [])[] | select(.type=="InternalIP") | .address)}) | add) as $ip
 				| .items[] | select(.spec.vpn == "default" and $ip[.spec.node] != null)
 				| "\(.spec.cidr) via \($ip[.spec.node])"' <<<"$json" | sort)
 			have=$(nsenter --net="$cp" ip -4 route show proto 188 | awk '{print $1, $2, $3}' | sort)
@@ -203,6 +203,9 @@ stop_pod_routes() {
 apply() {
 	local k t=$SECONDS
 	k=$(write_kustomization)
+	# A Job's pod template is immutable: an upgrade (a new image digest) cannot apply over
+	# the finished sdncni-pki Job, so it goes first; it is idempotent (docs/deploy.md).
+	kc -n sdncni-system delete job sdncni-pki --ignore-not-found >&2
 	log "kubectl apply -k $k"
 	kc apply -k "$k" >&2
 	start_pod_routes
