@@ -62,8 +62,8 @@ type options struct {
 	tunnelTxOffload string // auto, on or off
 	// encapWait: how long to wait at start for OVN's tunnel endpoint (ovn-encap-ip),
 	// which another container may set moments later; 0: take the row as it is.
-	encapWait time.Duration
-	txOffloadOff    bool   // what tunnelTxOffload resolved to
+	encapWait    time.Duration
+	txOffloadOff bool // what tunnelTxOffload resolved to
 }
 
 func parseFlags(args []string) (*options, error) {
