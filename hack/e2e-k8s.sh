@@ -23,8 +23,10 @@
 #
 # Environment: K8S_VERSION (v1.37.2), SDNCNI_K8S_CACHE (cache root), NICE (10),
 # KUBECONFIG (required for run), KUBE_TEST_REPO_LIST (default test/e2e-k8s/repo-list.yaml),
-# E2E_K8S_TIMEOUT (ginkgo.timeout, 3h), E2E_K8S_PARALLEL (1: Ginkgo processes; >1 needs the
-# ginkgo CLI, not built here), E2E_K8S_OUT (_output/e2e-k8s), E2E_K8S_NUM_NODES (2).
+# E2E_K8S_TIMEOUT (ginkgo.timeout, 3h), E2E_K8S_PARALLEL (1: Ginkgo processes; > 1 runs
+# e2e.test under the ginkgo CLI, built once at the version kubernetes pins and cached next
+# to e2e.test; [Serial] specs still run alone), E2E_K8S_OUT (_output/e2e-k8s),
+# E2E_K8S_NUM_NODES (2).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -104,6 +106,24 @@ cmd_build() {
 	stamp >"$E2E.stamp"
 	log "built in $((SECONDS - start)) s: $E2E"
 	echo "$E2E"
+}
+
+# ginkgo_cli builds (or finds) the ginkgo CLI at the version k8s.io/kubernetes pins, the
+# one e2e.test is linked with (the CLI and the library must agree); prints its path.
+ginkgo_cli() {
+	local gomod version bin
+	gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | jq -r .GoMod)
+	version=$(go mod edit -json "$gomod" | jq -r '.Require[] | select(.Path == "github.com/onsi/ginkgo/v2") | .Version')
+	[[ -n $version ]] || die "k8s.io/kubernetes@$K8S_VERSION pins no github.com/onsi/ginkgo/v2"
+	bin=$DIR/ginkgo-$version
+	if [[ ! -x $bin ]]; then
+		log "building the ginkgo CLI $version"
+		GOBIN=$DIR/.ginkgo-build CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off \
+			go install "github.com/onsi/ginkgo/v2/ginkgo@$version" >&2
+		mv -f "$DIR/.ginkgo-build/ginkgo" "$bin"
+		rmdir "$DIR/.ginkgo-build" 2>/dev/null || true
+	fi
+	echo "$bin"
 }
 
 # selection_args fills ARGS with the focus/skip flags of test/e2e-k8s/selection.sh.
@@ -260,8 +280,23 @@ cmd_run() {
 	e2e_flags "$out"
 	local rc=0
 	log "running e2e.test ($( ((netpol)) && echo Netpol || echo sig-network selection)) against $KUBECONFIG; log: $out/e2e.log"
-	(cd "$out" && "$e2e" --kubeconfig="$KUBECONFIG" "${FLAGS[@]}" "${ARGS[@]}" "${extra[@]}") 2>&1 |
-		tee "$out/e2e.log" || rc=$?
+	local procs=${E2E_K8S_PARALLEL:-1}
+	if ((procs > 1)); then
+		# The CLI takes Ginkgo's own flags without their "ginkgo." prefix and hands the
+		# rest to every e2e.test process; the framework's JUnit report (ReportAfterSuite)
+		# is the aggregate of all processes.
+		local cli f gflags=() tflags=()
+		cli=$(ginkgo_cli)
+		for f in "${FLAGS[@]}" "${ARGS[@]}"; do
+			if [[ $f == --ginkgo.* ]]; then gflags+=("--${f#--ginkgo.}"); else tflags+=("$f"); fi
+		done
+		log "$procs Ginkgo processes"
+		(cd "$out" && "$cli" --procs="$procs" "${gflags[@]}" "$e2e" -- --kubeconfig="$KUBECONFIG" "${tflags[@]}" "${extra[@]}") 2>&1 |
+			tee "$out/e2e.log" || rc=$?
+	else
+		(cd "$out" && "$e2e" --kubeconfig="$KUBECONFIG" "${FLAGS[@]}" "${ARGS[@]}" "${extra[@]}") 2>&1 |
+			tee "$out/e2e.log" || rc=$?
+	fi
 	summary "$out/junit_01.xml" || rc=1
 	return "$rc"
 }
