@@ -77,3 +77,10 @@ func (c *Central) Trace(ctx context.Context, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// NorthdLog returns ovn-northd's log (where it reports a logical flow it could not
+// parse, e.g. an ACL match in bad syntax).
+func (c *Central) NorthdLog() string {
+	data, _ := os.ReadFile(filepath.Join(c.Dir, "central", "ovn-northd.log"))
+	return string(data)
+}

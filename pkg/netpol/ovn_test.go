@@ -3,6 +3,7 @@ package netpol
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -20,9 +21,27 @@ import (
 	"github.com/sdncni/sdncni/internal/testenv"
 	"github.com/sdncni/sdncni/pkg/ovs"
 	"github.com/sdncni/sdncni/pkg/policy"
+	"github.com/sdncni/sdncni/pkg/policy/policytest"
 )
 
-// xyzPods is the upstream layout (namespaces x, y, z; pods a, b, c), each pod naming
+// pairSnapshot is the layout of policytest: xyz with ports "serve-80" (TCP 80, 81, 82 by
+// pod), "dns" (UDP 5300 + the pod's index) and "mixed" (TCP 9000 or UDP 9001).
+func pairSnapshot(vpn string) *policy.Snapshot {
+	s := xyzSnapshot(vpn)
+	for i := range s.Pods {
+		p := &s.Pods[i]
+		p.Ports = []policy.NamedPort{{Name: "serve-80", Protocol: corev1.ProtocolTCP, Port: p.Ports[0].Port},
+			{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 5300 + int32(i)}}
+		if i%2 == 0 {
+			p.Ports = append(p.Ports, policy.NamedPort{Name: "mixed", Protocol: corev1.ProtocolTCP, Port: 9000})
+		} else {
+			p.Ports = append(p.Ports, policy.NamedPort{Name: "mixed", Protocol: corev1.ProtocolUDP, Port: 9001})
+		}
+	}
+	return s
+}
+
+// xyzSnapshot is the upstream layout (namespaces x, y, z; pods a, b, c), each pod naming
 // port "serve" with its own number (80, 81, 82).
 func xyzSnapshot(vpn string) *policy.Snapshot {
 	s := &policy.Snapshot{VPN: vpn, NodeAddrs: []netip.Addr{netip.MustParseAddr("10.0.9.1")}}
@@ -70,8 +89,9 @@ func tcpDst(n int32) cnpv1.ClusterNetworkPolicyProtocol {
 // NetworkPolicies, written by SetPolicyRules into a real OVN Northbound and turned into
 // logical flows by a real ovn-northd, give every new packet between the pods the
 // verdict of policy.Allowed — asked of ovn-trace for every ordered pair of pods, TCP to
-// each pod's named port and to a port nothing names, UDP and ICMP. It is what shows the
-// Pass emulation holds in an ACL table with a single winner per packet (OVN 23.03).
+// each pod's named port and to a port nothing names, UDP and ICMP; and for four random
+// scenarios drawn by policytest. It is what shows the Pass emulation holds in an ACL
+// table with a single winner per packet (OVN 23.03).
 func TestTiersInOVN(t *testing.T) {
 	c := testenv.StartCentral(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -131,10 +151,6 @@ func TestTiersInOVN(t *testing.T) {
 					Egress: []cnpv1.ClusterNetworkPolicyEgressRule{{Action: deny, To: []cnpv1.ClusterNetworkPolicyEgressPeer{
 						{Networks: []cnpv1.CIDR{"10.0.0.10/31"}}}}}}}}},
 	}
-	type probe struct {
-		proto corev1.Protocol
-		port  int32
-	}
 	probes := []probe{{corev1.ProtocolTCP, 80}, {corev1.ProtocolTCP, 81}, {corev1.ProtocolTCP, 82}, {corev1.ProtocolTCP, 9000},
 		{udp, 5353}, {"ICMP", 0}}
 	traced := 0
@@ -142,50 +158,88 @@ func TestTiersInOVN(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			s := xyzSnapshot(vpn)
 			s.Policies, s.ClusterPolicies = sc.nps, sc.cnps
-			ps := policy.Resolve(s)
-			require.Empty(t, ps.Problems)
-			rules := ps.Compile()
-			require.Empty(t, rules.Problems)
-			sets, acls := toOVS(rules)
-			require.NoError(t, n.SetPolicyRules(ctx, vpn, sets, acls))
-			c.Nbctl(t, "--wait=sb", "sync")
-			allowed, denied := 0, 0
-			for _, src := range s.Pods {
-				for _, dst := range s.Pods {
-					if src.IP == dst.IP {
-						continue
-					}
-					for _, pr := range probes {
-						want := ps.Allowed(src.IP, dst.IP, pr.proto, pr.port)
-						got := traceDelivers(ctx, t, c, vpn, src, dst, pr.proto, pr.port, false)
-						traced++
-						if got != want {
-							t.Errorf("%s → %s %s/%d: OVN delivers=%v, Allowed=%v", src.Key(), dst.Key(), pr.proto, pr.port, got, want)
-						}
-						// The replies of an allowed connection pass, whatever isolates
-						// the replying pod (an Admin Accept over NetworkPolicy
-						// isolation included).
-						if want && pr.proto == corev1.ProtocolTCP && pr.port == 80 {
-							traced++
-							if !traceDelivers(ctx, t, c, vpn, dst, src, pr.proto, pr.port, true) {
-								t.Errorf("%s → %s: the reply of an allowed TCP/80 connection is dropped", dst.Key(), src.Key())
-							}
-						}
-						if want {
-							allowed++
-						} else {
-							denied++
-						}
-					}
-				}
-			}
-			t.Logf("%d ACLs; %d probes allowed, %d denied", len(acls), allowed, denied)
+			require.Empty(t, policy.Resolve(s).Problems)
+			k, allowed, denied := checkInOVN(ctx, t, c, n, s, probes)
+			traced += k
 			require.NotZero(t, allowed)
 			require.NotZero(t, denied)
 		})
 	}
+	// Random scenarios of both kinds of policy, drawn as pkg/policy's agreement test
+	// draws them (unsupported peers and SCTP included: fail-closed rules must agree too).
+	r := rand.New(rand.NewPCG(13, 3))
+	random := []probe{{corev1.ProtocolTCP, 75}, {corev1.ProtocolTCP, 80}, {corev1.ProtocolTCP, 82}, {corev1.ProtocolTCP, 90},
+		{corev1.ProtocolTCP, 9000}, {udp, 5302}, {udp, 9001}, {"ICMP", 0}}
+	for k := range 4 {
+		t.Run(fmt.Sprintf("random %d", k), func(t *testing.T) {
+			s := pairSnapshot(vpn)
+			for i := range r.IntN(3) {
+				s.Policies = append(s.Policies, policytest.RandomPolicy(r, i))
+			}
+			for i := range 1 + r.IntN(4) {
+				s.ClusterPolicies = append(s.ClusterPolicies, policytest.RandomClusterPolicy(r, i))
+			}
+			k, _, _ := checkInOVN(ctx, t, c, n, s, random)
+			traced += k
+		})
+	}
 	t.Logf("%d packets traced", traced)
 	require.NoError(t, n.SetPolicyRules(ctx, vpn, nil, nil))
+	// Every match we wrote parsed: ovn-northd warns about the flows it cannot build.
+	for _, line := range strings.Split(c.NorthdLog(), "\n") {
+		if strings.Contains(line, "|WARN|") || strings.Contains(line, "|ERR|") {
+			t.Errorf("ovn-northd: %s", line)
+		}
+	}
+}
+
+type probe struct {
+	proto corev1.Protocol
+	port  int32
+}
+
+// checkInOVN writes what Compile makes of s into the VPN's switch and asks ovn-trace, for
+// every ordered pair of s's pods and probe, whether OVN delivers a new packet exactly
+// when policy.Allowed says, and whether it delivers the reply of each allowed TCP/80
+// connection. It returns the numbers of packets traced, and of probes allowed and denied.
+func checkInOVN(ctx context.Context, t *testing.T, c *testenv.Central, n *ovs.Northbound, s *policy.Snapshot, probes []probe) (traced, allowed, denied int) {
+	t.Helper()
+	ps := policy.Resolve(s)
+	rules := ps.Compile()
+	require.Empty(t, rules.Problems)
+	sets, acls := toOVS(rules)
+	require.NoError(t, n.SetPolicyRules(ctx, s.VPN, sets, acls))
+	c.Nbctl(t, "--wait=sb", "sync")
+	for _, src := range s.Pods {
+		for _, dst := range s.Pods {
+			if src.IP == dst.IP {
+				continue
+			}
+			for _, pr := range probes {
+				want := ps.Allowed(src.IP, dst.IP, pr.proto, pr.port)
+				got := traceDelivers(ctx, t, c, s.VPN, src, dst, pr.proto, pr.port, false)
+				traced++
+				if got != want {
+					t.Errorf("%s → %s %s/%d: OVN delivers=%v, Allowed=%v", src.Key(), dst.Key(), pr.proto, pr.port, got, want)
+				}
+				// The replies of an allowed connection pass, whatever isolates the
+				// replying pod (an Admin Accept over NetworkPolicy isolation included).
+				if want && pr.proto == corev1.ProtocolTCP && pr.port == 80 {
+					traced++
+					if !traceDelivers(ctx, t, c, s.VPN, dst, src, pr.proto, pr.port, true) {
+						t.Errorf("%s → %s: the reply of an allowed TCP/80 connection is dropped", dst.Key(), src.Key())
+					}
+				}
+				if want {
+					allowed++
+				} else {
+					denied++
+				}
+			}
+		}
+	}
+	t.Logf("%d ACLs; %d probes allowed, %d denied", len(acls), allowed, denied)
+	return traced, allowed, denied
 }
 
 // traceDelivers asks ovn-trace whether a new packet (every conntrack lookup says new)
