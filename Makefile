@@ -103,6 +103,13 @@ e2e-k8s:
 e2e-k8s-netpol:
 	hack/e2e-k8s.sh run --netpol $(E2E_K8S_FLAGS)
 
+# The ClusterNetworkPolicy conformance suite of sigs.k8s.io/network-policy-api (the
+# version in go.mod) against the cluster in $KUBECONFIG; see docs/policy.md. Extra suite
+# flags after "--" in CNP_CONFORMANCE_FLAGS.
+.PHONY: cnp-conformance
+cnp-conformance:
+	hack/cnp-conformance.sh run $(CNP_CONFORMANCE_FLAGS)
+
 clean:
 	rm -rf $(BIN)
 

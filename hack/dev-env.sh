@@ -3,6 +3,8 @@
 #
 #   hack/dev-env.sh deps                      install missing Debian packages (root)
 #   hack/dev-env.sh up     [options]          start OVN central + one node (idempotent)
+#   hack/dev-env.sh central-up [options]      start OVN central alone: NB, SB, ovn-northd
+#                                             (no node, no ovs-vswitchd; for ovn-trace)
 #   hack/dev-env.sh node-up [options]         start one more node against DIR's central
 #   hack/dev-env.sh status [options]          live/dead per daemon; non-zero if any is dead
 #   hack/dev-env.sh restart-ovsdb [options]   restart the node's Open_vSwitch ovsdb-server
@@ -447,6 +449,10 @@ main() {
 		node_up "$dir" "$ns" "$sysid" "$encap" "$underlay"
 		cp "$(node_dir "$dir" "$ns")/env" "$dir/env"
 		log "up; source $dir/env"
+		;;
+	central-up)
+		central_up "$dir"
+		log "central up in $dir/central"
 		;;
 	node-up)
 		node_up "$dir" "$ns" "$sysid" "$encap" "$underlay"

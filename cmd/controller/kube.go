@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	cnpv1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/pkg/attach"
@@ -110,7 +111,10 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 			Log: log.WithName("vpn-blocks")}
 	}
 	// Pods a NetworkPolicy selects keep their traffic on OVS, where the ACLs are.
-	isolation := &netpol.Isolation{Cache: mgr.GetCache()}
+	isolation := &netpol.Isolation{Cache: mgr.GetCache(), ClusterPolicies: netpol.ClusterPoliciesServed(mgr.GetRESTMapper())}
+	if !isolation.ClusterPolicies {
+		log.Info("the API does not serve ClusterNetworkPolicy (policy.networking.k8s.io/v1beta1): only NetworkPolicy applies on the fast path")
+	}
 	if err := (&netpol.FastPathReconciler{Isolation: isolation, Datapath: dp, Store: store, Networks: nodeNets,
 		Log: log.WithName("networkpolicy-fastpath")}).SetupWithManager(mgr); err != nil {
 		return nil, nil, nil, err
@@ -165,6 +169,9 @@ func newManager(o *options, leaderElection bool, log logr.Logger) (ctrl.Manager,
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := cnpv1.Install(scheme); err != nil {
+		return nil, nil, nil, err
+	}
 	ctrl.SetLogger(log.WithName("runtime"))
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
@@ -198,7 +205,11 @@ func setupClusterRole(mgr ctrl.Manager, o *options, nb *ovs.Northbound, log logr
 	ports, onPort := netpol.PortEvents()
 	nb.OnPodPort(onPort)
 	pr := &netpol.Reconciler{Client: mgr.GetClient(), NB: nb, Recorder: mgr.GetEventRecorderFor("sdncni-controller"),
-		Resync: 10 * time.Second, Ports: ports, Log: log.WithName("networkpolicy")}
+		Resync: 10 * time.Second, Ports: ports, ClusterPolicies: netpol.ClusterPoliciesServed(mgr.GetRESTMapper()),
+		Log: log.WithName("networkpolicy")}
+	if !pr.ClusterPolicies {
+		log.Info("the API does not serve ClusterNetworkPolicy (policy.networking.k8s.io/v1beta1, deploy/crds): not realised")
+	}
 	return pr.SetupWithManager(mgr)
 }
 

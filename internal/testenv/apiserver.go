@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	cnpv1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	sdncniv1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 )
@@ -34,7 +35,8 @@ const (
 )
 
 // APIServer is a real etcd and kube-apiserver (controller-runtime's envtest) with the
-// sdncni CRDs from deploy/crds installed. Clients authenticate as an admin in
+// sdncni CRDs from deploy/crds installed (with the ClusterNetworkPolicy CRD copied
+// there from sigs.k8s.io/network-policy-api). Clients authenticate as an admin in
 // system:masters; the API server authorizes with RBAC.
 type APIServer struct {
 	// Config reaches the API server as the admin.
@@ -42,9 +44,10 @@ type APIServer struct {
 	// Kubeconfig is a kubeconfig file for the same admin, for kubectl and for daemons
 	// started by tests (--kubeconfig).
 	Kubeconfig string
-	// Client is a controller-runtime client with the Kubernetes and sdncni types.
+	// Client is a controller-runtime client with the Kubernetes, sdncni and
+	// ClusterNetworkPolicy types.
 	Client client.Client
-	// Scheme holds the Kubernetes and sdncni types.
+	// Scheme holds the Kubernetes, sdncni and ClusterNetworkPolicy types.
 	Scheme *runtime.Scheme
 	// BinDir holds kube-apiserver, etcd and kubectl (KUBEBUILDER_ASSETS).
 	BinDir string
@@ -97,6 +100,9 @@ func launchAPIServer(binDir string) (*APIServer, error) {
 		return nil, fmt.Errorf("build scheme: %w", err)
 	}
 	if err := sdncniv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("build scheme: %w", err)
+	}
+	if err := cnpv1.Install(scheme); err != nil {
 		return nil, fmt.Errorf("build scheme: %w", err)
 	}
 	env := &envtest.Environment{

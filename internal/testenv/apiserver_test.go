@@ -91,6 +91,8 @@ func TestAPIServer(t *testing.T) {
 			{node, []string{"get", "secrets"}, "no"},
 			{node, []string{"create", "events"}, "yes"},
 			{node, []string{"update", "leases.coordination.k8s.io", "-n", "sdncni-system"}, "no"},
+			{node, []string{"watch", "clusternetworkpolicies.policy.networking.k8s.io"}, "yes"},
+			{node, []string{"update", "clusternetworkpolicies.policy.networking.k8s.io", "--subresource=status"}, "no"},
 			{cluster, []string{"watch", "virtualprivatenetworks.sdncni.io"}, "yes"},
 			{cluster, []string{"create", "virtualprivatenetworks.sdncni.io"}, "yes"},
 			{cluster, []string{"update", "virtualprivatenetworks.sdncni.io", "--subresource=status"}, "yes"},
@@ -101,6 +103,9 @@ func TestAPIServer(t *testing.T) {
 			{cluster, []string{"get", "secrets"}, "no"},
 			{cluster, []string{"update", "leases.coordination.k8s.io", "-n", "sdncni-system"}, "yes"},
 			{cluster, []string{"update", "leases.coordination.k8s.io", "-n", "default"}, "no"},
+			{cluster, []string{"watch", "clusternetworkpolicies.policy.networking.k8s.io"}, "yes"},
+			{cluster, []string{"update", "clusternetworkpolicies.policy.networking.k8s.io", "--subresource=status"}, "yes"},
+			{cluster, []string{"update", "clusternetworkpolicies.policy.networking.k8s.io"}, "no"},
 		} {
 			t.Run(tc.as[strings.LastIndex(tc.as, ":")+1:]+" "+strings.Join(tc.args, " "), func(t *testing.T) {
 				out, _ := api.Kubectl(ctx, nil, append([]string{"auth", "can-i", "--as", tc.as}, tc.args...)...)

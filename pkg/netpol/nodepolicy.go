@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	cnpv1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/pkg/attach"
@@ -45,8 +46,9 @@ type networkIDs interface {
 }
 
 // FastPathReconciler is part of the node role (every node, not leader-elected): it
-// writes, per VPN, what NetworkPolicy allows between the pods of this node into the
-// fast path — each pod's isolation flags and, for every ordered pair a policy governs,
+// writes, per VPN, what NetworkPolicy and ClusterNetworkPolicy allow between the pods of
+// this node into the fast path — each pod's governed flags and, for every ordered pair a
+// policy governs,
 // the ports it allows — and then switches those pods on the fast path. The fast path
 // delivers a governed pair's packet only when that entry allows it or it replies to a
 // connection admitted there; everything else goes to OVS, where OVN's ACLs decide.
@@ -74,14 +76,17 @@ func (r *FastPathReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return []reconcile.Request{nodeRequest}
 	})
 	no := false // every node runs it, leader or not
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("networkpolicy-fastpath").
 		WithOptions(controller.Options{NeedLeaderElection: &no}).
 		Watches(&networkingv1.NetworkPolicy{}, all).
 		Watches(&corev1.Pod{}, all).
 		Watches(&corev1.Namespace{}, all).
-		Watches(&v1alpha1.VirtualPrivateNetwork{}, all).
-		Complete(r)
+		Watches(&v1alpha1.VirtualPrivateNetwork{}, all)
+	if r.Isolation.ClusterPolicies {
+		b = b.Watches(&cnpv1.ClusterNetworkPolicy{}, all)
+	}
+	return b.Complete(r)
 }
 
 // localPod is a pod of this node as its address allocation names it.
@@ -175,7 +180,15 @@ func (r *FastPathReconciler) compute(ctx context.Context, name string, id uint32
 			snap.Policies = append(snap.Policies, p)
 		}
 	}
-	// Namespaces with a policy: only there can a pod be a policy's subject.
+	if r.Isolation.ClusterPolicies {
+		var l cnpv1.ClusterNetworkPolicyList
+		if err := c.List(ctx, &l); err != nil {
+			return out, fmt.Errorf("list clusternetworkpolicies: %w", err)
+		}
+		snap.ClusterPolicies = l.Items
+	}
+	// Namespaces with a policy: only there can a pod be a NetworkPolicy's subject. A
+	// ClusterNetworkPolicy may select a pod of any namespace.
 	governed := map[string]bool{}
 	for _, p := range snap.Policies {
 		governed[p.Namespace] = true
@@ -187,7 +200,7 @@ func (r *FastPathReconciler) compute(ctx context.Context, name string, id uint32
 			if !apierrors.IsNotFound(err) {
 				return out, fmt.Errorf("get pod %s: %w", lp.key, err)
 			}
-			if !governed[ns] {
+			if !governed[ns] && len(snap.ClusterPolicies) == 0 {
 				// No policy can select it, so it is isolated in neither direction. It is
 				// nobody's peer here either (no labels): a pair it is in that another
 				// pod's isolation governs gets no entry and goes to OVS.
@@ -207,7 +220,7 @@ func (r *FastPathReconciler) compute(ctx context.Context, name string, id uint32
 	ps := policy.Resolve(snap)
 	iso := make(map[netip.Addr]datapath.PolicyEndpoint, len(snap.Pods))
 	for _, p := range snap.Pods {
-		e := datapath.PolicyEndpoint{IP: p.IP, Ingress: ps.Isolated(p.Key(), policy.Ingress), Egress: ps.Isolated(p.Key(), policy.Egress)}
+		e := datapath.PolicyEndpoint{IP: p.IP, Ingress: ps.Governed(p.Key(), policy.Ingress), Egress: ps.Governed(p.Key(), policy.Egress)}
 		iso[p.IP] = e
 		out.Endpoints = append(out.Endpoints, e)
 	}

@@ -13,15 +13,20 @@ import (
 )
 
 // ACL priorities on a VPN's logical switch. OVN evaluates the highest matching priority
-// first; the gaps are the ClusterNetworkPolicy tiers: its Admin tier goes above
-// NetworkPolicy, its Baseline tier below NetworkPolicy's isolation.
+// first, and only that one decides (OVN 23.03 has no ACL tiers); the ClusterNetworkPolicy
+// tiers take the ranges around NetworkPolicy: Admin above it, Baseline below its
+// isolation.
 const (
 	// PriorityNode lets the nodes reach their pods (kubelet's probes) whatever the policy.
 	PriorityNode = 32700
-	// Admin tier: 20000..29999 (reserved).
-	PriorityAllow   = 10001 // NetworkPolicy rules (a union: every allow at one priority)
-	PriorityIsolate = 10000 // NetworkPolicy isolation: the rest of an isolated pod's traffic
-	// Baseline tier: 1000..9999 (reserved).
+	// PriorityAdminTop..PriorityAdminBottom: the Admin tier, its rules in order downwards.
+	PriorityAdminTop    = 29999
+	PriorityAdminBottom = 20000
+	PriorityAllow       = 10001 // NetworkPolicy rules (a union: every allow at one priority)
+	PriorityIsolate     = 10000 // NetworkPolicy isolation: the rest of an isolated pod's traffic
+	// PriorityBaselineTop..PriorityBaselineBottom: the Baseline tier.
+	PriorityBaselineTop    = 9999
+	PriorityBaselineBottom = 1000
 )
 
 // OVN ACL directions and actions Compile uses.
@@ -61,6 +66,8 @@ func (a ACL) Key() string {
 type Rules struct {
 	AddressSets []AddressSet
 	ACLs        []ACL
+	// Problems: rules Compile could not give a priority (a tier's range is full).
+	Problems []Problem
 }
 
 // Compile returns the address sets and ACLs that enforce the policies on the VPN's
@@ -68,7 +75,7 @@ type Rules struct {
 // sorted, so equal inputs give equal Rules.
 func (ps *Policies) Compile() Rules {
 	var out Rules
-	if len(ps.resolved) == 0 {
+	if len(ps.resolved) == 0 && !ps.clusterSubjects() {
 		return out
 	}
 	vpn := ps.ix.s.VPN
@@ -96,6 +103,7 @@ func (ps *Policies) Compile() Rules {
 	c.acls = append(c.acls,
 		ACL{Direction: ToLport, Priority: PriorityIsolate, Match: "ip4.dst == $" + in, Action: Drop},
 		ACL{Direction: FromLport, Priority: PriorityIsolate, Match: "ip4.src == $" + eg, Action: Drop, AfterLB: true})
+	c.clusterTiers()
 	for _, s := range c.sets {
 		out.AddressSets = append(out.AddressSets, s)
 	}
@@ -103,6 +111,7 @@ func (ps *Policies) Compile() Rules {
 	out.ACLs = c.acls
 	sort.Slice(out.ACLs, func(i, j int) bool { return out.ACLs[i].Key() < out.ACLs[j].Key() })
 	out.ACLs = slices.CompactFunc(out.ACLs, func(a, b ACL) bool { return a.Key() == b.Key() })
+	out.Problems = c.problems
 	return out
 }
 
@@ -111,6 +120,8 @@ type compiler struct {
 	ps   *Policies
 	sets map[string]AddressSet
 	acls []ACL
+	// problems are the ClusterNetworkPolicy rules that found no room in their tier.
+	problems []Problem
 }
 
 // set records an address set of the VPN named by the parts and returns its name.

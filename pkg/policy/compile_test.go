@@ -1,11 +1,14 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	cnpv1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 func matches(r Rules) string {
@@ -84,4 +87,67 @@ func TestCompileSCTPOnlyRuleAllowsNothing(t *testing.T) {
 			t.Errorf("a rule whose only port is refused must allow nothing, got %q", a.Match)
 		}
 	}
+}
+
+// TestCompileClusterLayout: the Admin tier's rules take priorities from 29999 down in
+// evaluation order, the Baseline tier's from 9999; an Admin Pass rule becomes copies of
+// the lower tiers' ACLs (NetworkPolicy allow, isolation, each Baseline rule) ANDed with
+// its match, in their order, then its match as allow-related — never OVN's pass action,
+// which would skip NetworkPolicy too. A VPN whose pods no cluster policy selects has
+// no rows.
+func TestCompileClusterLayout(t *testing.T) {
+	s := xyz()
+	s.Policies = []networkingv1.NetworkPolicy{allowFromNP("x", "z")}
+	s.ClusterPolicies = []cnpv1.ClusterNetworkPolicy{
+		cnp("deny", cnpv1.AdminTier, 2, nsSubject("x"), ingress(fromNS(deny, "y")), nil),
+		cnp("pass", cnpv1.AdminTier, 1, nsSubject("x"), ingress(fromNS(pass, "y", tcpPort(80))), nil),
+		cnp("base", cnpv1.BaselineTier, 1, nsSubject("x"), ingress(fromNS(accept, "y"), fromNS(deny, "z")), nil),
+	}
+	r := Resolve(s).Compile()
+	require.Empty(t, r.Problems)
+	subj := "ip4.dst == $" + SetName("t", ClusterPolicyKey("pass"), "subjects")
+	passMatch := subj + " && (ip4.src == $" + SetName("t", ClusterPolicyKey("pass"), "ingress-0-peers") + ") && (tcp.dst == 80)"
+	base := "ip4.dst == $" + SetName("t", ClusterPolicyKey("base"), "subjects")
+	got := map[string]string{}
+	for _, a := range r.ACLs {
+		require.NotEqual(t, "pass", a.Action)
+		if a.Direction == ToLport {
+			got[fmt.Sprintf("%d %s", a.Priority, a.Action)] += a.Match + "\n"
+		}
+	}
+	npAllow := "ip4.dst == $" + SetName("t", "x/from-z", "subjects") + " && (ip4.src == $" + SetName("t", "x/from-z", "ingress-0-peers") + ") && ip4"
+	want := map[string]string{
+		"29999 allow-related": "(" + passMatch + ") && (" + npAllow + ")\n",
+		"29998 drop":          "(" + passMatch + ") && (ip4.dst == $" + SetName("t", "", "isolated-ingress") + ")\n",
+		"29997 allow-related": "(" + passMatch + ") && (" + base + " && (ip4.src == $" + SetName("t", ClusterPolicyKey("base"), "ingress-0-peers") + ") && ip4)\n",
+		"29996 drop":          "(" + passMatch + ") && (" + base + " && (ip4.src == $" + SetName("t", ClusterPolicyKey("base"), "ingress-1-peers") + ") && ip4)\n",
+		"29995 allow-related": passMatch + "\n",
+		"29994 drop":          "ip4.dst == $" + SetName("t", ClusterPolicyKey("deny"), "subjects") + " && (ip4.src == $" + SetName("t", ClusterPolicyKey("deny"), "ingress-0-peers") + ") && ip4\n",
+		"9999 allow-related":  base + " && (ip4.src == $" + SetName("t", ClusterPolicyKey("base"), "ingress-0-peers") + ") && ip4\n",
+		"9998 drop":           base + " && (ip4.src == $" + SetName("t", ClusterPolicyKey("base"), "ingress-1-peers") + ") && ip4\n",
+	}
+	for k, v := range want {
+		require.Equal(t, v, got[k], "priority %s", k)
+	}
+
+	other := xyz()
+	other.Pods = filterPods(other.Pods, "y", "z")
+	other.ClusterPolicies = s.ClusterPolicies
+	require.Empty(t, Resolve(other).Compile().ACLs, "no pod of the VPN is a subject")
+}
+
+// TestCompileTierFull: rules that find no priority left in their tier are reported, not
+// silently dropped.
+func TestCompileTierFull(t *testing.T) {
+	s := xyz()
+	for i := range 401 {
+		var rules []cnpv1.ClusterNetworkPolicyIngressRule
+		for range 25 {
+			rules = append(rules, fromNS(deny, "y"))
+		}
+		s.ClusterPolicies = append(s.ClusterPolicies, cnp(fmt.Sprintf("p%03d", i), cnpv1.BaselineTier, int32(i), nsSubject("x"), rules, nil))
+	}
+	r := Resolve(s).Compile()
+	require.Len(t, r.Problems, 25*401-9000)
+	require.Contains(t, r.Problems[0].String(), "no room left in the Baseline tier")
 }

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -9,8 +8,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	cnpv1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
+
+	"github.com/sdncni/sdncni/pkg/policy/policytest"
 )
 
 // pairLayout is xyz with a second named port per pod (UDP, numbers differing per pod)
@@ -27,81 +28,6 @@ func pairLayout() *Snapshot {
 		}
 	}
 	return s
-}
-
-// randomPolicy draws a policy over the xyz layout: selectors by pod and namespace,
-// ipBlocks with excepts, ports by number, range, name and none, TCP, UDP and SCTP.
-func randomPolicy(r *rand.Rand, i int) networkingv1.NetworkPolicy {
-	nss, pods := []string{"x", "y", "z"}, []string{"a", "b", "c"}
-	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
-	selector := func(key string, vals []string) *metav1.LabelSelector {
-		switch r.IntN(3) {
-		case 0:
-			return &metav1.LabelSelector{}
-		case 1:
-			return sel(key, pick(vals))
-		default:
-			return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: key, Operator: metav1.LabelSelectorOpNotIn, Values: []string{pick(vals)}}}}
-		}
-	}
-	peers := func() []networkingv1.NetworkPolicyPeer {
-		var out []networkingv1.NetworkPolicyPeer
-		for range r.IntN(3) {
-			switch r.IntN(4) {
-			case 0:
-				out = append(out, networkingv1.NetworkPolicyPeer{PodSelector: selector("pod", pods)})
-			case 1:
-				out = append(out, networkingv1.NetworkPolicyPeer{NamespaceSelector: selector("ns", nss)})
-			case 2:
-				out = append(out, networkingv1.NetworkPolicyPeer{PodSelector: selector("pod", pods), NamespaceSelector: selector("ns", nss)})
-			default:
-				b := &networkingv1.IPBlock{CIDR: fmt.Sprintf("10.0.%d.0/24", r.IntN(3))}
-				if r.IntN(2) == 0 {
-					b.Except = []string{fmt.Sprintf("10.0.%d.%d/31", r.IntN(3), 10+r.IntN(3))}
-				}
-				out = append(out, networkingv1.NetworkPolicyPeer{IPBlock: b})
-			}
-		}
-		return out
-	}
-	ports := func() []networkingv1.NetworkPolicyPort {
-		var out []networkingv1.NetworkPolicyPort
-		for range r.IntN(4) {
-			proto := []corev1.Protocol{tcp, udp, tcp, udp, sctp}[r.IntN(5)]
-			switch r.IntN(5) {
-			case 0:
-				out = append(out, networkingv1.NetworkPolicyPort{Protocol: &proto})
-			case 1:
-				out = append(out, port(proto, intstr.FromInt32(int32(75+r.IntN(10))), nil))
-			case 2:
-				end := int32(80 + r.IntN(2000))
-				out = append(out, port(proto, intstr.FromInt32(int32(70+r.IntN(20))), &end))
-			case 3:
-				out = append(out, port(proto, intstr.FromString(pick([]string{"serve-80", "dns", "mixed", "nope"})), nil))
-			default:
-				out = append(out, port(proto, intstr.FromInt32(int32(5300+r.IntN(9))), nil))
-			}
-		}
-		return out
-	}
-	spec := networkingv1.NetworkPolicySpec{PodSelector: *selector("pod", pods)}
-	for range r.IntN(3) {
-		spec.Ingress = append(spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: peers(), Ports: ports()})
-	}
-	for range r.IntN(3) {
-		spec.Egress = append(spec.Egress, networkingv1.NetworkPolicyEgressRule{To: peers(), Ports: ports()})
-	}
-	switch r.IntN(4) {
-	case 0: // inferred
-	case 1:
-		spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
-	case 2:
-		spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
-	default:
-		spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
-	}
-	return np(pick(nss), fmt.Sprintf("p%d", i), spec)
 }
 
 // samplePorts are the ports worth probing: every number a policy or pod names with its
@@ -137,6 +63,11 @@ func samplePorts(r *rand.Rand, s *Snapshot) []int32 {
 			}
 		}
 	}
+	for _, p := range policytest.ClusterPorts(s.ClusterPolicies) {
+		if p != 0 {
+			add(p)
+		}
+	}
 	for range 8 {
 		set[int32(r.IntN(65536))] = true
 	}
@@ -148,27 +79,40 @@ func samplePorts(r *rand.Rand, s *Snapshot) []int32 {
 	return out
 }
 
-// TestPairPortsAgreesWithAllowed: for the hand-written scenarios of TestAllowed and 300
-// random ones, every ordered pair of the layout (and a pod with an outside address and
-// the node), TCP and UDP at every sampled port: PairPorts allows exactly what Allowed
-// does; All exactly when ICMP is allowed; and a snapshot of only the pair's two pods
-// gives the same verdict as the full one (what the node role relies on).
+// TestPairPortsAgreesWithAllowed: for 300 random scenarios of NetworkPolicies, 300 of
+// NetworkPolicies and ClusterNetworkPolicies of both tiers and 100 of
+// ClusterNetworkPolicies alone, every ordered pair of the layout (and a pod with an
+// outside address and the node), TCP and UDP at every sampled port: PairPorts allows
+// exactly what Allowed does; All only when ICMP is allowed too (and, without cluster
+// policies, exactly then); and a snapshot of only the pair's two pods gives the same
+// verdict as the full one (what the node role relies on).
 func TestPairPortsAgreesWithAllowed(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 2))
-	var scenarios [][]networkingv1.NetworkPolicy
-	scenarios = append(scenarios, nil)
-	for range 300 {
-		var pols []networkingv1.NetworkPolicy
-		for i := range 1 + r.IntN(4) {
-			pols = append(pols, randomPolicy(r, i))
+	type scenario struct {
+		pols []networkingv1.NetworkPolicy
+		cnps []cnpv1.ClusterNetworkPolicy
+	}
+	scenarios := []scenario{{}}
+	for k := range 700 {
+		var sc scenario
+		if k < 600 {
+			for i := range 1 + r.IntN(4) {
+				sc.pols = append(sc.pols, policytest.RandomPolicy(r, i))
+			}
 		}
-		scenarios = append(scenarios, pols)
+		if k >= 300 {
+			for i := range 1 + r.IntN(4) {
+				sc.cnps = append(sc.cnps, policytest.RandomClusterPolicy(r, i))
+			}
+		}
+		scenarios = append(scenarios, sc)
 	}
 	outside, node := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("10.0.9.1")
 	checked, allowed, all := 0, 0, 0
-	for si, pols := range scenarios {
+	for si, sc := range scenarios {
+		pols := sc
 		s := pairLayout()
-		s.Policies = pols
+		s.Policies, s.ClusterPolicies = sc.pols, sc.cnps
 		ps := Resolve(s)
 		addrs := []netip.Addr{outside, node}
 		for _, p := range s.Pods {
@@ -181,8 +125,9 @@ func TestPairPortsAgreesWithAllowed(t *testing.T) {
 					continue
 				}
 				v := ps.PairPorts(src, dst)
-				if got, want := v.All, ps.Allowed(src, dst, "ICMP", 0); got != want {
-					t.Fatalf("scenario %d %v: %s → %s: All = %v, ICMP allowed = %v", si, pols, src, dst, got, want)
+				icmp := ps.Allowed(src, dst, "ICMP", 0)
+				if v.All && !icmp || len(sc.cnps) == 0 && v.All != icmp {
+					t.Fatalf("scenario %d %v: %s → %s: All = %v, ICMP allowed = %v", si, pols, src, dst, v.All, icmp)
 				}
 				if v.All {
 					all++
@@ -202,7 +147,7 @@ func TestPairPortsAgreesWithAllowed(t *testing.T) {
 				requireNormalised(t, v.Ranges)
 				if ps.byIP[src] != nil && ps.byIP[dst] != nil {
 					local := pairLayout()
-					local.Policies = pols
+					local.Policies, local.ClusterPolicies = sc.pols, sc.cnps
 					local.Pods = slices.DeleteFunc(local.Pods, func(p Pod) bool { return p.IP != src && p.IP != dst })
 					if lv := Resolve(local).PairPorts(src, dst); !slices.Equal(lv.Ranges, v.Ranges) || lv.All != v.All {
 						t.Fatalf("scenario %d: %s → %s: two-pod snapshot gives %v, full %v", si, src, dst, lv, v)

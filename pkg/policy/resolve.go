@@ -76,8 +76,11 @@ type portMatch struct {
 
 // Problem is a part of a policy that cannot be realised.
 type Problem struct {
-	Policy  string // namespace/name
+	// Policy is "namespace/name", or ClusterPolicyKey(name) when Cluster is set.
+	Policy  string
 	Message string
+	// Cluster: the problem is a ClusterNetworkPolicy's.
+	Cluster bool
 }
 
 func (p Problem) String() string { return p.Policy + ": " + p.Message }

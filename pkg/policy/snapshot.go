@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	cnpv1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 // Snapshot is one VPN as policy sees it.
@@ -15,6 +16,9 @@ type Snapshot struct {
 	Namespaces []Namespace
 	Pods       []Pod
 	Policies   []networkingv1.NetworkPolicy
+	// ClusterPolicies are every ClusterNetworkPolicy of the cluster: their subjects and
+	// peers are looked up among this VPN's pods only.
+	ClusterPolicies []cnpv1.ClusterNetworkPolicy
 	// NodeAddrs are the addresses the nodes reach the VPN's pods from (their management
 	// ports): kubelet's probes come from there, and no policy blocks them.
 	NodeAddrs []netip.Addr
