@@ -144,6 +144,7 @@ cmd_run() {
 		-conformance-profiles=ClusterNetworkPolicy \
 		-supported-features=ClusterNetworkPolicy,ClusterNetworkPolicyNamedPorts \
 		-organization=sdncni -project=sdncni -url=https://github.com/sdncni/sdncni \
+		-additional-info=https://github.com/sdncni/sdncni/blob/main/hack/cnp-conformance.sh \
 		-version="$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo dev)" -contact=sdncni \
 		-report-output="$out/report.yaml" "${extra[@]}") 2>&1 | tee "$out/conformance.log" || rc=$?
 	printf '%s passed, %s failed, %s skipped\n' \

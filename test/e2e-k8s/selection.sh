@@ -63,8 +63,8 @@ skip '\[Flaky\]' \
 	'Marked flaky upstream.'
 
 # --- the Netpol suite (--netpol) -------------------------------------------------------
-# sdncni does not implement NetworkPolicy yet: this run measures the gap (expect failures
-# in every spec that checks an isolation; the API-only specs pass).
+# The acceptance test of sdncni's NetworkPolicy (docs/policy.md): every selected spec
+# is expected to pass, with the fast path on and off.
 netpol_focus '\[sig-network\] Netpol'
 # Every Netpol spec carries [Feature:NetworkPolicy], so no blanket [Feature:…] skip here.
 # The two "even if the plugin doesn't support SCTP" specs stay: their traffic is TCP.
