@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sdncni/sdncni/pkg/attach"
 	"github.com/sdncni/sdncni/pkg/metrics"
 	"github.com/sdncni/sdncni/pkg/openflow"
 	"github.com/sdncni/sdncni/pkg/ovs"
@@ -77,4 +78,15 @@ func connectSouthbound(ctx context.Context, o *options, vs *ovs.VSwitch, log log
 		return nil, fmt.Errorf("connect to ovn southbound: %w", err)
 	}
 	return sb, nil
+}
+
+// vpnNames names the VPN IDs of the fast path's maps with the networks this node serves.
+func vpnNames(networks attach.Networks) func() map[uint32]string {
+	return func() map[uint32]string {
+		out := map[uint32]string{}
+		for _, n := range networks.All() {
+			out[n.ID] = n.Name
+		}
+		return out
+	}
 }

@@ -130,6 +130,7 @@ func run(ctx context.Context, o *options) error {
 		if err := registerPolicyDrops(ctx, o, vs, nb, reg, log); err != nil {
 			return err
 		}
+		reg.MustRegister(metrics.NewPolicyHandoffCollector(dp, vpnNames(networks)))
 		stopMetrics, err := serveMetrics(o.metricsAddr, reg, dp, statusFunc(vs, nb), log)
 		if err != nil {
 			return err
