@@ -234,3 +234,22 @@ func policyDrops(t *testing.T, n *node) map[string]int64 {
 	}
 	return out
 }
+
+// policyHandoffs scrapes sdncni_policy_to_ovs_packets_total: vpn → packets.
+func policyHandoffs(t *testing.T, n *node) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	const prefix = `sdncni_policy_to_ovs_packets_total{vpn="`
+	for _, line := range strings.Split(string(n.scrapeMetrics(t)), "\n") {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		vpn, val, ok := strings.Cut(rest, `"} `)
+		require.True(t, ok, "metric line %q", line)
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		require.NoError(t, err, "metric line %q", line)
+		out[vpn] = int64(v)
+	}
+	return out
+}
