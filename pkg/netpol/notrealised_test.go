@@ -20,13 +20,13 @@ import (
 	"github.com/sdncni/sdncni/pkg/ovs"
 )
 
-type fakeNB struct{ acls map[string][]ovs.PolicyACL }
+type recordingNB struct{ acls map[string][]ovs.PolicyACL }
 
-func (f *fakeNB) ListOwnedLogicalPorts(context.Context) ([]ovs.LogicalPortInfo, error) {
+func (f *recordingNB) ListOwnedLogicalPorts(context.Context) ([]ovs.LogicalPortInfo, error) {
 	return nil, nil
 }
 
-func (f *fakeNB) SetPolicyRules(_ context.Context, network string, _ []ovs.PolicyAddressSet, acls []ovs.PolicyACL) error {
+func (f *recordingNB) SetPolicyRules(_ context.Context, network string, _ []ovs.PolicyAddressSet, acls []ovs.PolicyACL) error {
 	f.acls[network] = acls
 	return nil
 }
@@ -57,7 +57,7 @@ func TestReconcileReportsPolicyNotRealised(t *testing.T) {
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(objs[1]).Build()
 	rec := record.NewFakeRecorder(10)
-	nb := &fakeNB{acls: map[string][]ovs.PolicyACL{}}
+	nb := &recordingNB{acls: map[string][]ovs.PolicyACL{}}
 	r := &Reconciler{Client: c, NB: nb, Recorder: rec}
 	_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Name: "p"}})
 	require.NoError(t, err)
