@@ -112,6 +112,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sdncni_cnt SEC(".maps");
 
+/* Packets handed to OVS because a NetworkPolicy governs them, by sender's VPN. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, MAX_VPNS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_pol_ovs SEC(".maps");
+
 /* Referenced so bpf2go emits Go declarations for them (-type). */
 const enum reason __reason __attribute__((unused));
 const enum role __role __attribute__((unused));
@@ -135,6 +144,28 @@ static __always_inline int to_ovs(const struct endpoint *src, __u32 reason)
 {
 	count(reason);
 	return bpf_redirect(src->peer_ifindex, 0);
+}
+
+/*
+ * to_ovs_policy hands a packet that a policy governs to OVS and counts it for the
+ * sender's VPN too. A VPN new to the map is inserted for this CPU; should two CPUs
+ * insert it at once, the loser increments the winner's entry.
+ */
+static __always_inline int to_ovs_policy(const struct endpoint *src)
+{
+	__u32 vpn = src->vpn;
+	__u64 *c = bpf_map_lookup_elem(&sdncni_pol_ovs, &vpn);
+
+	if (!c) {
+		__u64 one = 1;
+
+		if (bpf_map_update_elem(&sdncni_pol_ovs, &vpn, &one, BPF_NOEXIST) == 0)
+			return to_ovs(src, REASON_TO_OVS_POLICY);
+		c = bpf_map_lookup_elem(&sdncni_pol_ovs, &vpn);
+	}
+	if (c)
+		*c += 1; /* per-CPU: no atomics needed */
+	return to_ovs(src, REASON_TO_OVS_POLICY);
 }
 
 static __always_inline int service_endpoint(__u32 vpn, __be32 ip, __be16 port, __u8 proto)
@@ -313,12 +344,12 @@ int sdncni_from_pod(struct __sk_buff *skb)
 
 	if (gov_fwd || gov_rev) {
 		if (!l4)
-			return to_ovs(src, REASON_TO_OVS_POLICY);
+			return to_ovs_policy(src);
 		__u64 now = bpf_ktime_get_ns();
 
 		if (!ct_reply(&ck, ifindex, to, now)) {
 			if (gov_fwd && !policy_allows(&ck, ifindex, to))
-				return to_ovs(src, REASON_TO_OVS_POLICY);
+				return to_ovs_policy(src);
 			ct_admit(&ck, ifindex, to, now);
 		}
 	}

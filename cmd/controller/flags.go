@@ -39,6 +39,8 @@ type options struct {
 	pinDir             string
 	fastPath           bool
 	metricsAddr        string
+	sbDB               string // policydrops.go
+	openflowSocket     string
 	nodeName           string
 	ovnWait            time.Duration
 	reqTimeout         time.Duration
@@ -98,6 +100,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.pinDir, "bpf-pin-dir", "/sys/fs/bpf/sdncni/"+host, "bpffs directory for the fast path's pins")
 	fs.BoolVar(&o.fastPath, "fast-path", true, "carry same-node pod-to-pod traffic on the eBPF fast path")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9465", "Prometheus metrics listen address (empty: off)")
+	fs.StringVar(&o.sbDB, "sb-db", "", "--role=node: OVN Southbound endpoint(s), read for the policy drop counters (empty: the ovn-remote of the local Open_vSwitch row; ssl: uses the --ovn-tls-* files)")
+	fs.StringVar(&o.openflowSocket, "openflow-socket", "", "--role=node: the integration bridge's OpenFlow management socket, read for the policy drop counters (empty: <bridge>.mgmt next to a unix: --ovs-db)")
 	fs.StringVar(&o.nodeName, "node-name", host, "this node's name (ownership of OVN ports)")
 	fs.DurationVar(&o.ovnWait, "ovn-wait", 10*time.Second, "how long ADD waits for ovn-controller to install a port")
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 60*time.Second, "bound on one CNI request")

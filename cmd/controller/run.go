@@ -142,7 +142,12 @@ func run(ctx context.Context, o *options) error {
 	}(rep)
 
 	if o.metricsAddr != "" {
-		stopMetrics, err := serveMetrics(o.metricsAddr, dp, statusFunc(vs, nb), log)
+		reg := prometheus.NewRegistry()
+		if err := registerPolicyDrops(ctx, o, vs, nb, reg, log); err != nil {
+			return err
+		}
+		reg.MustRegister(metrics.NewPolicyHandoffCollector(dp, vpnNames(networks)))
+		stopMetrics, err := serveMetrics(o.metricsAddr, reg, dp, statusFunc(vs, nb), log)
 		if err != nil {
 			return err
 		}
@@ -190,8 +195,7 @@ func statusFunc(vs *ovs.VSwitch, nb *ovs.Northbound) cniserver.StatusFunc {
 
 // serveMetrics serves /metrics, and the probes: /healthz (the process serves) and
 // /readyz (ready answers 200 when the node can serve ADD, 503 with the reason if not).
-func serveMetrics(addr string, dp *datapath.Datapath, ready cniserver.StatusFunc, log logr.Logger) (func(), error) {
-	reg := prometheus.NewRegistry()
+func serveMetrics(addr string, reg *prometheus.Registry, dp *datapath.Datapath, ready cniserver.StatusFunc, log logr.Logger) (func(), error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		metrics.NewDatapathCollector(dp))
 	l, err := net.Listen("tcp", addr)

@@ -142,6 +142,7 @@ const (
 	bpfMapSdncniDst      = "sdncni_dst"
 	bpfMapSdncniEp       = "sdncni_ep"
 	bpfMapSdncniPol      = "sdncni_pol"
+	bpfMapSdncniPolOvs   = "sdncni_pol_ovs"
 	bpfMapSdncniSvc      = "sdncni_svc"
 	bpfMapSdncniVpnOff   = "sdncni_vpn_off"
 	bpfProgSdncniFromOvs = "sdncni_from_ovs"
@@ -207,6 +208,7 @@ type bpfMapSpecs struct {
 	SdncniDst    *ebpf.MapSpec `ebpf:"sdncni_dst"`
 	SdncniEp     *ebpf.MapSpec `ebpf:"sdncni_ep"`
 	SdncniPol    *ebpf.MapSpec `ebpf:"sdncni_pol"`
+	SdncniPolOvs *ebpf.MapSpec `ebpf:"sdncni_pol_ovs"`
 	SdncniSvc    *ebpf.MapSpec `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.MapSpec `ebpf:"sdncni_vpn_off"`
 }
@@ -246,6 +248,7 @@ type bpfMaps struct {
 	SdncniDst    *ebpf.Map `ebpf:"sdncni_dst"`
 	SdncniEp     *ebpf.Map `ebpf:"sdncni_ep"`
 	SdncniPol    *ebpf.Map `ebpf:"sdncni_pol"`
+	SdncniPolOvs *ebpf.Map `ebpf:"sdncni_pol_ovs"`
 	SdncniSvc    *ebpf.Map `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.Map `ebpf:"sdncni_vpn_off"`
 }
@@ -258,6 +261,7 @@ func (m *bpfMaps) Close() error {
 		m.SdncniDst,
 		m.SdncniEp,
 		m.SdncniPol,
+		m.SdncniPolOvs,
 		m.SdncniSvc,
 		m.SdncniVpnOff,
 	)

@@ -87,3 +87,27 @@ func (d *Datapath) SetVPNFastPath(ctx context.Context, vpn uint32, on bool) erro
 	}
 	return nil
 }
+
+// PolicyHandoffs returns, by VPN ID, the packets from_pod handed to OVS because a
+// NetworkPolicy governs them and the fast path did not know them to be allowed (the
+// to_ovs_policy counter, by the sender's VPN), summed over all CPUs. A VPN whose pods
+// never had such a packet is absent.
+func (d *Datapath) PolicyHandoffs(ctx context.Context) (map[uint32]uint64, error) {
+	out := map[uint32]uint64{}
+	var (
+		vpn    uint32
+		perCPU []uint64
+	)
+	it := d.objs.SdncniPolOvs.Iterate()
+	for it.Next(&vpn, &perCPU) {
+		var sum uint64
+		for _, v := range perCPU {
+			sum += v
+		}
+		out[vpn] = sum
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read policy hand-offs: %w", err)
+	}
+	return out, nil
+}

@@ -161,7 +161,7 @@ func loadObjects(pinPath string) (bpfObjects, []string, error) {
 // next packets are judged anew). A pinned one whose layout an upgrade changed is
 // replaced instead of failing Open; the others keep pods' state and make Open fail with
 // ErrIncompatiblePins.
-var disposableMaps = map[string]bool{bpfMapSdncniCnt: true, bpfMapSdncniSvc: true, bpfMapSdncniPol: true, bpfMapSdncniCt: true}
+var disposableMaps = map[string]bool{bpfMapSdncniCnt: true, bpfMapSdncniPolOvs: true, bpfMapSdncniSvc: true, bpfMapSdncniPol: true, bpfMapSdncniCt: true}
 
 // replaceDisposablePins removes the pins of disposable maps that no longer match spec and
 // reports whether it removed any.

@@ -3,6 +3,7 @@
 package datapath
 
 import (
+	"maps"
 	"net/netip"
 	"testing"
 
@@ -138,9 +139,18 @@ func TestFromPodPolicy(t *testing.T) {
 			before, err := d.Connections(t.Context())
 			require.NoError(t, err)
 
+			handoffs, err := d.PolicyHandoffs(t.Context())
+			require.NoError(t, err)
 			ret, _, moved := run(t, d, objs.SdncniFromPod, tc.frame.bytes())
 			require.Equal(t, map[string]uint64{tc.reason: 1}, moved)
 			require.Equal(t, uint32(tcActRedirect), ret)
+			handoffsAfter, err := d.PolicyHandoffs(t.Context())
+			require.NoError(t, err)
+			want := maps.Clone(handoffs)
+			if tc.reason == "to_ovs_policy" {
+				want[10]++ // the sender's VPN
+			}
+			require.Equal(t, want, handoffsAfter, "policy hand-offs by VPN")
 
 			after, err := d.Connections(t.Context())
 			require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,13 +37,16 @@ func connect(ctx context.Context, endpoint string, dbModel model.ClientDBModel, 
 	for _, o := range opts {
 		o(&co)
 	}
-	if err := checkEndpoint(endpoint, co.tls); err != nil {
-		return nil, err
-	}
 	copts := []client.Option{
-		client.WithEndpoint(endpoint),
 		client.WithReconnect(reconnectTimeout, &retryForever{}),
 		client.WithLogger(&log),
+	}
+	// "a,b,c": the remotes of a clustered database (ovn-remote's syntax).
+	for _, e := range strings.Split(endpoint, ",") {
+		if err := checkEndpoint(e, co.tls); err != nil {
+			return nil, err
+		}
+		copts = append(copts, client.WithEndpoint(e))
 	}
 	if co.tls.Enabled() {
 		cfg, err := co.tls.Config()

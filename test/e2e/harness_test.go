@@ -407,6 +407,28 @@ func writeNetworksFile(t *testing.T, nets ...testNetwork) string {
 // (withMetrics), from inside the node netns: reason → packets.
 func (n *node) datapathCounters(t *testing.T) map[string]int64 {
 	t.Helper()
+	body := n.scrapeMetrics(t)
+	counts := map[string]int64{}
+	const prefix = `sdncni_datapath_packets_total{reason="`
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		reason, val, ok := strings.Cut(rest, `"} `)
+		require.True(t, ok, "metric line %q", line)
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		require.NoError(t, err, "metric line %q", line)
+		counts[reason] = int64(v)
+	}
+	require.Contains(t, counts, "redirect_fast", "no datapath counters in /metrics:\n%s", body)
+	return counts
+}
+
+// scrapeMetrics returns the controller's /metrics page (withMetrics), read from inside
+// the node netns.
+func (n *node) scrapeMetrics(t *testing.T) []byte {
+	t.Helper()
 	nodeNS, err := ns.GetNS(n.ovn.NetNSPath)
 	require.NoError(t, err)
 	defer nodeNS.Close()
@@ -428,21 +450,7 @@ func (n *node) datapathCounters(t *testing.T) map[string]int64 {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	counts := map[string]int64{}
-	const prefix = `sdncni_datapath_packets_total{reason="`
-	for _, line := range strings.Split(string(body), "\n") {
-		rest, ok := strings.CutPrefix(line, prefix)
-		if !ok {
-			continue
-		}
-		reason, val, ok := strings.Cut(rest, `"} `)
-		require.True(t, ok, "metric line %q", line)
-		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		require.NoError(t, err, "metric line %q", line)
-		counts[reason] = int64(v)
-	}
-	require.Contains(t, counts, "redirect_fast", "no datapath counters in /metrics:\n%s", body)
-	return counts
+	return body
 }
 
 // portCounters are packet counters of one interface.

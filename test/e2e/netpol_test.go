@@ -319,9 +319,18 @@ func governedFastPath(t *testing.T, n *node, pods []*ppod, byVPN map[string]*pol
 				}
 				slow++
 				before := n.datapathCounters(t)
+				handoffs, drops := policyHandoffs(t, n), policyDrops(t, n)
 				require.False(t, probe(a, b, proto), "%s → %s %s is denied", a.key(), b.key(), proto)
 				require.Greater(t, n.datapathCounters(t)["to_ovs_policy"], before["to_ovs_policy"],
 					"%s → %s %s is denied: the fast path hands it to OVS", a.key(), b.key(), proto)
+				require.Greater(t, policyHandoffs(t, n)[a.vpn], handoffs[a.vpn],
+					"%s → %s %s: the hand-off counts for %s", a.key(), b.key(), proto, a.vpn)
+				// OVS drops it for the VPN's policy, at egress or at ingress (which one is
+				// TestPolicyDropCounters'); OVS pushes its datapath's counts to the flows
+				// within about a second.
+				vpnDrops := func(m map[string]int64) int64 { return m[a.vpn+"/ingress"] + m[a.vpn+"/egress"] }
+				require.Eventually(t, func() bool { return vpnDrops(policyDrops(t, n)) > vpnDrops(drops) }, 5*time.Second,
+					100*time.Millisecond, "%s → %s %s is dropped by OVS: %s counts it", a.key(), b.key(), proto, a.vpn)
 			}
 		}
 	}
