@@ -30,6 +30,10 @@
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
+/* TCP header flag bits (byte 13 of the header). */
+#define TCPF_SYN_BIT 0x02
+#define TCPF_ACK_BIT 0x10
+
 #define MAX_ENDPOINTS 4096
 #define MAX_VPNS 1024
 #define MAX_SERVICE_ENDPOINTS 65536
@@ -316,11 +320,15 @@ int sdncni_from_pod(struct __sk_buff *skb)
 	int l4 = proto == IPPROTO_TCP || proto == IPPROTO_UDP;
 	struct ct_key ck = { .vpn = src->vpn, .saddr = ip->saddr, .daddr = ip->daddr, .proto = proto };
 	__u32 to = dst->host_ifindex;
+	__u8 tcp_flags = 0;
 
 	if (l4) {
 		__be16 ports[2];
 
 		if (bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4, ports, sizeof(ports)))
+			return to_ovs(src, REASON_TO_OVS_MALFORMED);
+		if (proto == IPPROTO_TCP &&
+		    bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4 + 13, &tcp_flags, 1))
 			return to_ovs(src, REASON_TO_OVS_MALFORMED);
 		ck.sport = ports[0];
 		ck.dport = ports[1];
@@ -335,9 +343,13 @@ int sdncni_from_pod(struct __sk_buff *skb)
 	 * as a reply of a connection admitted here, or when the pair's sdncni_pol
 	 * entry allows its protocol and port. The opposite direction is governed when
 	 * the receiver's egress or the sender's ingress is isolated: then the
-	 * connection is recorded so that its replies pass. Anything not known to be
-	 * allowed, and every non-TCP/UDP packet of a governed pair, goes to OVS,
-	 * where OVN's ACLs decide.
+	 * connection is recorded so that its replies pass — for TCP only from its
+	 * SYN: a mid-connection packet there may belong to a connection the other
+	 * side opened before the policy (its next packets would then pass as
+	 * "replies"), so it goes to OVS, whose conntrack decides as it does for
+	 * the same connection across nodes. Anything not known to be allowed, and
+	 * every non-TCP/UDP packet of a governed pair, goes to OVS, where OVN's
+	 * ACLs decide.
 	 */
 	int gov_fwd = (src->flags & EP_POLICY_EG) || (dst->flags & EP_POLICY_IN);
 	int gov_rev = (dst->flags & EP_POLICY_EG) || (src->flags & EP_POLICY_IN);
@@ -349,6 +361,9 @@ int sdncni_from_pod(struct __sk_buff *skb)
 
 		if (!ct_reply(&ck, ifindex, to, now)) {
 			if (gov_fwd && !policy_allows(&ck, ifindex, to))
+				return to_ovs_policy(src);
+			if (!gov_fwd && proto == IPPROTO_TCP &&
+			    (tcp_flags & (TCPF_SYN_BIT | TCPF_ACK_BIT)) != TCPF_SYN_BIT)
 				return to_ovs_policy(src);
 			ct_admit(&ck, ifindex, to, now);
 		}

@@ -19,6 +19,7 @@ type frame struct {
 	ihl            uint8
 	proto          uint8  // 0: TCP
 	sport, dport   uint16 // 0: 40000 and 80
+	tcpFlags       uint8  // TCP header byte 13 (0x02 SYN, 0x10 ACK)
 	truncate       int    // keep only this many bytes
 }
 
@@ -65,6 +66,7 @@ func (f frame) bytes() []byte {
 	binary.BigEndian.PutUint16(tcp[0:], sport)
 	binary.BigEndian.PutUint16(tcp[2:], dport)
 	tcp[12] = 5 << 4
+	tcp[13] = f.tcpFlags
 	b = append(b, tcp...)
 	for len(b) < 60 {
 		b = append(b, 0)

@@ -56,6 +56,8 @@ func TestFromPodPolicy(t *testing.T) {
 	toB := func(proto uint8, sport, dport uint16) frame {
 		return frame{dstMAC: macB, srcMAC: macA, src: ipA, dst: ipB, proto: proto, sport: sport, dport: dport}
 	}
+	syn := func(f frame) frame { f.tcpFlags |= 0x02; return f }
+	ack := func(f frame) frame { f.tcpFlags |= 0x10; return f }
 	bIn := []PolicyEndpoint{{IP: ipA}, {IP: ipB, Ingress: true}}
 	aEg := []PolicyEndpoint{{IP: ipA, Egress: true}, {IP: ipB}}
 	aIn := []PolicyEndpoint{{IP: ipA, Ingress: true}, {IP: ipB}}
@@ -110,7 +112,14 @@ func TestFromPodPolicy(t *testing.T) {
 		{name: "reply, tcp connection idle for 5 h", eps: bIn, conns: []conn{func() conn { c := fromB; c.age = 5 * 3600e9; return c }()}, frame: toB(6, 8080, 5000), reason: "redirect_fast"},
 		{name: "icmp between governed pods", eps: bIn, pairs: []PolicyPair{{Src: ipA, Dst: ipB, All: true}}, frame: toB(1, 0, 0), reason: "to_ovs_policy"},
 		{name: "icmp, sender's ingress governed", eps: aIn, frame: toB(1, 0, 0), reason: "to_ovs_policy"},
-		{name: "receiver governed only the other way: delivered and recorded", eps: aIn, frame: toB(6, 0, 80), reason: "redirect_fast", admitted: true},
+		{name: "receiver governed only the other way: SYN delivered and recorded", eps: aIn, frame: syn(toB(6, 0, 80)), reason: "redirect_fast", admitted: true},
+		// A mid-connection packet there may be B's connection opened before the policy:
+		// recording it would let B's packets pass as "replies".
+		{name: "receiver governed only the other way: mid-connection tcp to OVS", eps: aIn, frame: ack(toB(6, 0, 80)), reason: "to_ovs_policy"},
+		{name: "receiver governed only the other way: SYN-ACK to OVS", eps: aIn, frame: ack(syn(toB(6, 0, 80))), reason: "to_ovs_policy"},
+		{name: "receiver governed only the other way: udp delivered and recorded", eps: aIn, frame: toB(17, 0, 53), reason: "redirect_fast", admitted: true},
+		{name: "mid-connection tcp the pair entry allows: delivered and recorded", eps: bIn, pairs: []PolicyPair{{Src: ipA, Dst: ipB, Ranges: tcp80}},
+			frame: ack(toB(6, 0, 80)), reason: "redirect_fast", admitted: true},
 		{name: "ungoverned pair: not recorded", eps: []PolicyEndpoint{{IP: ipA}, {IP: ipB}}, frame: toB(6, 0, 80), reason: "redirect_fast"},
 		{name: "service endpoint first", eps: bIn, pairs: []PolicyPair{{Src: ipA, Dst: ipB, All: true}},
 			svc: []ServiceEndpoint{{VPN: 10, IP: ipB, Port: 80, Protocol: "tcp"}}, frame: toB(6, 0, 80), reason: "to_ovs_service"},
