@@ -89,7 +89,7 @@ func tcpDst(n int32) cnpv1.ClusterNetworkPolicyProtocol {
 // NetworkPolicies, written by SetPolicyRules into a real OVN Northbound and turned into
 // logical flows by a real ovn-northd, give every new packet between the pods the
 // verdict of policy.Allowed — asked of ovn-trace for every ordered pair of pods, TCP to
-// each pod's named port and to a port nothing names, UDP and ICMP; and for four random
+// each pod's named port and to a port nothing names, UDP and ICMP; and for eight random
 // scenarios drawn by policytest. It is what shows the Pass emulation holds in an ACL
 // table with a single winner per packet (OVN 23.03).
 func TestTiersInOVN(t *testing.T) {
@@ -170,7 +170,7 @@ func TestTiersInOVN(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 3))
 	random := []probe{{corev1.ProtocolTCP, 75}, {corev1.ProtocolTCP, 80}, {corev1.ProtocolTCP, 82}, {corev1.ProtocolTCP, 90},
 		{corev1.ProtocolTCP, 9000}, {udp, 5302}, {udp, 9001}, {"ICMP", 0}}
-	for k := range 4 {
+	for k := range 8 {
 		t.Run(fmt.Sprintf("random %d", k), func(t *testing.T) {
 			s := pairSnapshot(vpn)
 			for i := range r.IntN(3) {
@@ -186,7 +186,9 @@ func TestTiersInOVN(t *testing.T) {
 	t.Logf("%d packets traced", traced)
 	require.NoError(t, n.SetPolicyRules(ctx, vpn, nil, nil))
 	// Every match we wrote parsed: ovn-northd warns about the flows it cannot build.
-	for _, line := range strings.Split(c.NorthdLog(), "\n") {
+	northd := c.NorthdLog()
+	require.Contains(t, northd, "|INFO|", "ovn-northd's log is where it should be")
+	for _, line := range strings.Split(northd, "\n") {
 		if strings.Contains(line, "|WARN|") || strings.Contains(line, "|ERR|") {
 			t.Errorf("ovn-northd: %s", line)
 		}
