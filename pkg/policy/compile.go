@@ -193,28 +193,13 @@ func (c *compiler) rule(r *resolved, d Direction, j int) {
 		if d == Egress {
 			targets = c.egressTargets(ru)
 		}
-		byNum := map[int32][]netip.Addr{}
-		for _, p := range targets {
-			if n := p.resolve(m.name, m.proto); n != 0 {
-				byNum[n] = append(byNum[n], p.IP)
-			}
-		}
-		nums := make([]int32, 0, len(byNum))
-		for n := range byNum {
-			nums = append(nums, n)
-		}
-		slices.Sort(nums)
-		for _, n := range nums {
-			addrs := slices.Clone(byNum[n])
-			slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
-			dst := "ip4.dst == " + addrList(addrs)
-			term := fmt.Sprintf("%s.dst == %d", l4(m.proto), n)
+		byPortNumber(targets, m, func(dst, term string) {
 			if d == Ingress {
 				acl(dst, peer, term)
 			} else {
 				acl(base, dst, term)
 			}
-		}
+		})
 	}
 }
 
@@ -290,6 +275,28 @@ func keys(m map[*Pod]bool) []netip.Addr {
 		out = append(out, p.IP)
 	}
 	return out
+}
+
+// byPortNumber calls emit, in number order, once for each number that targets give the
+// port name m: with the match of the destinations that give it that number and the
+// port term.
+func byPortNumber(targets []*Pod, m portMatch, emit func(dst, term string)) {
+	byNum := map[int32][]netip.Addr{}
+	for _, p := range targets {
+		if n := p.resolve(m.name, m.proto); n != 0 {
+			byNum[n] = append(byNum[n], p.IP)
+		}
+	}
+	nums := make([]int32, 0, len(byNum))
+	for n := range byNum {
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	for _, n := range nums {
+		addrs := slices.Clone(byNum[n])
+		slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
+		emit("ip4.dst == "+addrList(addrs), fmt.Sprintf("%s.dst == %d", l4(m.proto), n))
+	}
 }
 
 func sortedPorts(m map[portMatch]bool) []portMatch {

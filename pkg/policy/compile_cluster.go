@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 )
@@ -187,28 +186,13 @@ func (c *compiler) clusterRule(r *clusterResolved, d Direction, ru *clusterRule)
 		if d == Egress {
 			targets = c.clusterEgressTargets(ru)
 		}
-		byNum := map[int32][]netip.Addr{}
-		for _, p := range targets {
-			if n := p.resolve(m.name, m.proto); n != 0 {
-				byNum[n] = append(byNum[n], p.IP)
-			}
-		}
-		nums := make([]int32, 0, len(byNum))
-		for n := range byNum {
-			nums = append(nums, n)
-		}
-		slices.Sort(nums)
-		for _, n := range nums {
-			addrs := slices.Clone(byNum[n])
-			slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
-			dst := "ip4.dst == " + addrList(addrs)
-			term := fmt.Sprintf("%s.dst == %d", l4(m.proto), n)
+		byPortNumber(targets, m, func(dst, term string) {
 			if d == Ingress {
 				acl(dst, peer, term)
 			} else {
 				acl(base, dst, term)
 			}
-		}
+		})
 	}
 	return out
 }
