@@ -182,7 +182,7 @@ func (t *timings) add(s, c time.Duration) {
 	t.same, t.cross, t.both = append(t.same, s), append(t.cross, c), append(t.both, max(s, c))
 }
 
-// switchesSince lists the fast-path switches of the pod the node logged after t0.
+// switchesSince lists the fast-path state changes of the pod the node logged after t0.
 func (e *env) switchesSince(pod string, t0 time.Time) string {
 	ev, err := e.fastPathEvents()
 	if err != nil {
@@ -191,7 +191,7 @@ func (e *env) switchesSince(pod string, t0 time.Time) string {
 	var out []string
 	for _, x := range ev[benchNS+"/"+pod] {
 		if !x.at.Before(t0) {
-			out = append(out, fmt.Sprintf("+%s on=%v", x.at.Sub(t0).Round(time.Millisecond), x.on))
+			out = append(out, fmt.Sprintf("+%s on=%v in=%v eg=%v", x.at.Sub(t0).Round(time.Millisecond), x.on, x.ingress, x.egress))
 		}
 	}
 	if len(out) > 12 {
@@ -215,21 +215,22 @@ func (e *env) keepLogs(dir string) {
 }
 
 // printComponents prints where the time went: the policy's ACL in NB (the cluster role:
-// API watch, reconcile, NB transaction) and the target's fast path switched by its node
-// (the node role's log). For deletes: the ACL gone, the fast path back on.
+// API watch, reconcile, NB transaction) and the target's ingress isolation written into
+// its node's fast path (the node role's log; the target stays on the fast path, which
+// from then on hands the probes to OVS). For deletes: the ACL gone, the isolation lifted.
 func printComponents(name string, t timings, tr *nbTrace, ev map[string][]fpEvent, deleted bool) {
 	var nb, fp []time.Duration
 	for _, r := range t.runs {
 		if at, ok := tr.at(r.policy, deleted); ok {
 			nb = append(nb, max(0, at.Sub(r.t0)))
 		}
-		if d, ok := firstSwitch(ev[benchNS+"/"+r.pod], r.t0, deleted); ok {
+		if d, ok := firstIngress(ev[benchNS+"/"+r.pod], r.t0, !deleted); ok {
 			fp = append(fp, d)
 		}
 	}
-	what := [2]string{"ACL in NB", "fast path off (node log)"}
+	what := [2]string{"ACL in NB", "isolated in the fast path (node log)"}
 	if deleted {
-		what = [2]string{"ACL gone from NB", "fast path on (node log)"}
+		what = [2]string{"ACL gone from NB", "isolation lifted in the fast path (node log)"}
 	}
 	printRow(name+": "+what[0], nb)
 	printRow(name+": "+what[1], fp)
