@@ -3,6 +3,10 @@
 // a node role on each node (netpol.FastPathReconciler, the eBPF fast path), with pods
 // through libcni. It prints figures; it asserts nothing.
 //
+//  0. First (unless -tput-rounds 0): fast-path TCP throughput between two pods of node 0
+//     that T policies select, each admitting the iperf3 traffic between them, against two
+//     pods of the same node that none selects, side by side in interleaved rounds, with
+//     the node's datapath counters (which path the packets took); see tput.go.
 //  1. P policies over N pods, created one after the other, each denying ingress to one
 //     target pod: the time from Create to the first instant neither a probe from a pod on
 //     the target's node (fast path until then) nor one from the other node (OVS) is
@@ -12,7 +16,7 @@
 //  3. At B policies, K more probed policies: Create → enforced again (one reconcile of a
 //     VPN holding B policies is on that path).
 //
-// go run ./test/benchpolicy [-policies 100] [-pods 200] [-bulk 1000]   (root; after make build)
+// go run ./test/benchpolicy [-policies 100] [-pods 200] [-bulk 1000] [-tput-rounds 10]   (root; after make build)
 package main
 
 import (
@@ -39,6 +43,9 @@ type opts struct {
 	interval, quiet, limit      time.Duration
 	skipReverse                 bool
 	keep                        string
+
+	tputRounds, tputBefore, tputPolicies int
+	tputDuration                         time.Duration
 }
 
 func main() {
@@ -54,9 +61,18 @@ func main() {
 	flag.DurationVar(&o.limit, "limit", 20*time.Second, "bound of each measurement")
 	flag.BoolVar(&o.skipReverse, "skip-reverse", false, "do not time the deletes")
 	flag.StringVar(&o.keep, "keep-logs", "", "copy the controllers' logs into this directory before cleaning up")
+	flag.IntVar(&o.tputRounds, "tput-rounds", 10, "throughput rounds with the policies (0: skip the throughput phase)")
+	flag.IntVar(&o.tputBefore, "tput-before", 2, "throughput rounds before the policies exist")
+	flag.IntVar(&o.tputPolicies, "tput-policies", 100, "policies selecting the governed pair")
+	flag.DurationVar(&o.tputDuration, "tput-duration", 5*time.Second, "length of each iperf3 run (whole seconds)")
 	flag.Parse()
 	if o.pods < 4 || o.policies+o.extra > o.pods {
 		fmt.Fprintln(os.Stderr, "benchpolicy: need 4 ≤ pods and policies + probe-at-bulk ≤ pods")
+		os.Exit(2)
+	}
+	if o.tputRounds < 0 || o.tputRounds > 50 || o.tputBefore < 0 || o.tputBefore > 50 ||
+		o.tputPolicies < 1 || o.tputPolicies > 5000 || o.tputDuration < time.Second || o.tputDuration > time.Minute {
+		fmt.Fprintln(os.Stderr, "benchpolicy: need tput-rounds, tput-before in 0..50, tput-policies in 1..5000, tput-duration in 1s..1m")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -131,6 +147,16 @@ func run(ctx context.Context, o opts) error {
 	podsUp := time.Since(start)
 	fmt.Printf("sdncni NetworkPolicy benchmark: real API server, 2-node OVS/OVN cluster (netdev), VPN mode, fast path on, %d CPUs\n", cpus())
 	fmt.Printf("%d pods (+2 probers) up in %s; one VPN, one namespace\n\n", o.pods, podsUp.Round(100*time.Millisecond))
+
+	if o.tputRounds > 0 {
+		pairs, err := e.addTputPods(ctx)
+		if err != nil {
+			return err
+		}
+		if err := e.phaseTput(ctx, o, pairs); err != nil {
+			return err
+		}
+	}
 
 	tr, err := e.traceNB(ctx)
 	if err != nil {
