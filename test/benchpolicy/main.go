@@ -10,7 +10,11 @@
 //  1. P policies over N pods, created one after the other, each denying ingress to one
 //     target pod: the time from Create to the first instant neither a probe from a pod on
 //     the target's node (fast path until then) nor one from the other node (OVS) is
-//     answered; then deleted one after the other: Delete → both answered again.
+//     answered; then deleted one after the other: Delete → both answered again. By
+//     default (-probe fresh) each probe datagram is a new flow (its own socket, a new
+//     source port): NetworkPolicy governs new connections. A same-node flow running since
+//     before the Create is watched beside them: is it still answered once new flows are
+//     denied? (-probe flow: the probes are such running flows, as before.)
 //  2. With B policies at once: the cluster role's RSS and OVN NB's size, before and after,
 //     and how long until every policy is in NB.
 //  3. At B policies, K more probed policies: Create → enforced again (one reconcile of a
@@ -46,6 +50,8 @@ type opts struct {
 
 	tputRounds, tputBefore, tputPolicies int
 	tputDuration                         time.Duration
+
+	fresh bool // probes of new flows (a socket per datagram), not one running flow
 }
 
 func main() {
@@ -60,12 +66,18 @@ func main() {
 	flag.DurationVar(&o.quiet, "quiet", 700*time.Millisecond, "silence after which a probe counts as denied")
 	flag.DurationVar(&o.limit, "limit", 20*time.Second, "bound of each measurement")
 	flag.BoolVar(&o.skipReverse, "skip-reverse", false, "do not time the deletes")
+	probe := flag.String("probe", "fresh", "what the realisation probes send: fresh (each datagram a new flow) or flow (one running flow per probe)")
 	flag.StringVar(&o.keep, "keep-logs", "", "copy the controllers' logs into this directory before cleaning up")
 	flag.IntVar(&o.tputRounds, "tput-rounds", 10, "throughput rounds with the policies (0: skip the throughput phase)")
 	flag.IntVar(&o.tputBefore, "tput-before", 2, "throughput rounds before the policies exist")
 	flag.IntVar(&o.tputPolicies, "tput-policies", 100, "policies selecting the governed pair")
 	flag.DurationVar(&o.tputDuration, "tput-duration", 5*time.Second, "length of each iperf3 run (whole seconds)")
 	flag.Parse()
+	o.fresh = *probe == "fresh"
+	if *probe != "fresh" && *probe != "flow" {
+		fmt.Fprintln(os.Stderr, "benchpolicy: -probe is fresh or flow")
+		os.Exit(2)
+	}
 	if o.pods < 4 || o.policies+o.extra > o.pods {
 		fmt.Fprintln(os.Stderr, "benchpolicy: need 4 ≤ pods and policies + probe-at-bulk ≤ pods")
 		os.Exit(2)
@@ -195,6 +207,11 @@ func run(ctx context.Context, o opts) error {
 type timings struct {
 	same, cross, both []time.Duration
 	failed            []string
+	// flowKept names the targets whose same-node flow running since before the Create
+	// was still answered once new flows were denied (fresh probes only); flows counts
+	// the measurements that looked.
+	flowKept []string
+	flows    int
 	// runs are the measurements' pod, policy and start, for the components.
 	runs []run1
 }
@@ -266,6 +283,10 @@ func printRows(name string, t timings) {
 	printRow(name+": same node", t.same)
 	printRow(name+": cross node", t.cross)
 	printRow(name+": both paths", t.both)
+	if t.flows > 0 {
+		fmt.Printf("  same-node flow running since before the Create, still answered once new flows were denied: %d of %d %v\n",
+			len(t.flowKept), t.flows, t.flowKept)
+	}
 	if len(t.failed) > 0 {
 		fmt.Printf("  %d not within the bound:\n", len(t.failed))
 		for _, f := range t.failed {
@@ -288,7 +309,7 @@ func printRow(name string, d []time.Duration) {
 
 // measureCreate creates pol (selecting target) and times both probes closing.
 func (e *env) measureCreate(ctx context.Context, o opts, probers [2]*bpod, target *bpod, policy string, create func() error, t *timings) error {
-	pr, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval)
+	pr, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval, o.fresh)
 	if err != nil {
 		return err
 	}
@@ -309,7 +330,7 @@ func (e *env) measureCreate(ctx context.Context, o opts, probers [2]*bpod, targe
 		// And whether a new flow (new source ports) is denied while the old one leaks.
 		r0, _ := e.datapathCounter(target.node, "redirect_fast")
 		fresh := "?"
-		if fp, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval); err == nil {
+		if fp, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval, false); err == nil {
 			t1 := time.Now()
 			time.Sleep(1500 * time.Millisecond)
 			fresh = fmt.Sprintf("same node: %s; cross node: %s", fp.same.answersAfter(t1), fp.cross.answersAfter(t1))
@@ -321,12 +342,19 @@ func (e *env) measureCreate(ctx context.Context, o opts, probers [2]*bpod, targe
 		return ctx.Err()
 	}
 	t.add(s, c)
+	if pr.flow != nil {
+		// waitClosed returned at least quiet after the last answer to a new flow.
+		t.flows++
+		if pr.flowAnsweredSince(time.Now().Add(-o.quiet / 2)) {
+			t.flowKept = append(t.flowKept, target.name)
+		}
+	}
 	return ctx.Err()
 }
 
 // measureDelete deletes the policy and times both probes being answered again.
 func (e *env) measureDelete(ctx context.Context, o opts, probers [2]*bpod, target *bpod, policy string, del func() error, t *timings) error {
-	pr, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval)
+	pr, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval, o.fresh)
 	if err != nil {
 		return err
 	}
