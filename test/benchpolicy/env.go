@@ -367,33 +367,63 @@ func inNS(path string, fn func() error) error {
 
 // datapathCounter scrapes sdncni_datapath_packets_total{reason} from node i's /metrics.
 func (e *env) datapathCounter(i int, reason string) (int64, error) {
+	all, err := e.datapathCounters(i)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := all[reason]
+	if !ok {
+		return 0, fmt.Errorf("no %s counter", reason)
+	}
+	return v, nil
+}
+
+// datapathCounters scrapes every sdncni_datapath_packets_total{reason} of node i's
+// /metrics: reason → packets.
+func (e *env) datapathCounters(i int) (map[string]int64, error) {
 	var c net.Conn
 	if err := inNS(e.cl.Nodes[i].NetNSPath, func() error {
 		var err error
 		c, err = net.DialTimeout("tcp4", metricsAddr, 5*time.Second)
 		return err
 	}); err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n"); err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	out := map[string]int64{}
 	sc := bufio.NewScanner(resp.Body)
-	want := `sdncni_datapath_packets_total{reason="` + reason + `"} `
+	const prefix = `sdncni_datapath_packets_total{reason="`
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), want); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int64(f), err
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
 		}
+		reason, v, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return nil, fmt.Errorf("counter %s: %w", reason, err)
+		}
+		out[reason] = int64(f)
 	}
-	return 0, fmt.Errorf("no %s counter", reason)
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no sdncni_datapath_packets_total in /metrics")
+	}
+	return out, nil
 }
 
 // nbctl runs ovn-nbctl against the cluster's NB.

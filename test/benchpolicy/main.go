@@ -3,16 +3,24 @@
 // a node role on each node (netpol.FastPathReconciler, the eBPF fast path), with pods
 // through libcni. It prints figures; it asserts nothing.
 //
+//  0. First (unless -tput-rounds 0): fast-path TCP throughput between two pods of node 0
+//     that T policies select, each admitting the iperf3 traffic between them, against two
+//     pods of the same node that none selects, side by side in interleaved rounds, with
+//     the node's datapath counters (which path the packets took); see tput.go.
 //  1. P policies over N pods, created one after the other, each denying ingress to one
 //     target pod: the time from Create to the first instant neither a probe from a pod on
 //     the target's node (fast path until then) nor one from the other node (OVS) is
-//     answered; then deleted one after the other: Delete → both answered again.
+//     answered; then deleted one after the other: Delete → both answered again. By
+//     default (-probe fresh) each probe datagram is a new flow (its own socket, a new
+//     source port): NetworkPolicy governs new connections. A same-node flow running since
+//     before the Create is watched beside them: is it still answered once new flows are
+//     denied? (-probe flow: the probes are such running flows, as before.)
 //  2. With B policies at once: the cluster role's RSS and OVN NB's size, before and after,
 //     and how long until every policy is in NB.
 //  3. At B policies, K more probed policies: Create → enforced again (one reconcile of a
 //     VPN holding B policies is on that path).
 //
-// go run ./test/benchpolicy [-policies 100] [-pods 200] [-bulk 1000]   (root; after make build)
+// go run ./test/benchpolicy [-policies 100] [-pods 200] [-bulk 1000] [-tput-rounds 10]   (root; after make build)
 package main
 
 import (
@@ -39,6 +47,11 @@ type opts struct {
 	interval, quiet, limit      time.Duration
 	skipReverse                 bool
 	keep                        string
+
+	tputRounds, tputBefore, tputPolicies int
+	tputDuration                         time.Duration
+
+	fresh bool // probes of new flows (a socket per datagram), not one running flow
 }
 
 func main() {
@@ -53,10 +66,25 @@ func main() {
 	flag.DurationVar(&o.quiet, "quiet", 700*time.Millisecond, "silence after which a probe counts as denied")
 	flag.DurationVar(&o.limit, "limit", 20*time.Second, "bound of each measurement")
 	flag.BoolVar(&o.skipReverse, "skip-reverse", false, "do not time the deletes")
+	probe := flag.String("probe", "fresh", "what the realisation probes send: fresh (each datagram a new flow) or flow (one running flow per probe)")
 	flag.StringVar(&o.keep, "keep-logs", "", "copy the controllers' logs into this directory before cleaning up")
+	flag.IntVar(&o.tputRounds, "tput-rounds", 10, "throughput rounds with the policies (0: skip the throughput phase)")
+	flag.IntVar(&o.tputBefore, "tput-before", 2, "throughput rounds before the policies exist")
+	flag.IntVar(&o.tputPolicies, "tput-policies", 100, "policies selecting the governed pair")
+	flag.DurationVar(&o.tputDuration, "tput-duration", 5*time.Second, "length of each iperf3 run (whole seconds)")
 	flag.Parse()
+	o.fresh = *probe == "fresh"
+	if *probe != "fresh" && *probe != "flow" {
+		fmt.Fprintln(os.Stderr, "benchpolicy: -probe is fresh or flow")
+		os.Exit(2)
+	}
 	if o.pods < 4 || o.policies+o.extra > o.pods {
 		fmt.Fprintln(os.Stderr, "benchpolicy: need 4 ≤ pods and policies + probe-at-bulk ≤ pods")
+		os.Exit(2)
+	}
+	if o.tputRounds < 0 || o.tputRounds > 50 || o.tputBefore < 0 || o.tputBefore > 50 ||
+		o.tputPolicies < 1 || o.tputPolicies > 5000 || o.tputDuration < time.Second || o.tputDuration > time.Minute {
+		fmt.Fprintln(os.Stderr, "benchpolicy: need tput-rounds, tput-before in 0..50, tput-policies in 1..5000, tput-duration in 1s..1m")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -132,6 +160,16 @@ func run(ctx context.Context, o opts) error {
 	fmt.Printf("sdncni NetworkPolicy benchmark: real API server, 2-node OVS/OVN cluster (netdev), VPN mode, fast path on, %d CPUs\n", cpus())
 	fmt.Printf("%d pods (+2 probers) up in %s; one VPN, one namespace\n\n", o.pods, podsUp.Round(100*time.Millisecond))
 
+	if o.tputRounds > 0 {
+		pairs, err := e.addTputPods(ctx)
+		if err != nil {
+			return err
+		}
+		if err := e.phaseTput(ctx, o, pairs); err != nil {
+			return err
+		}
+	}
+
 	tr, err := e.traceNB(ctx)
 	if err != nil {
 		return err
@@ -169,6 +207,11 @@ func run(ctx context.Context, o opts) error {
 type timings struct {
 	same, cross, both []time.Duration
 	failed            []string
+	// flowKept names the targets whose same-node flow running since before the Create
+	// was still answered once new flows were denied (fresh probes only); flows counts
+	// the measurements that looked.
+	flowKept []string
+	flows    int
 	// runs are the measurements' pod, policy and start, for the components.
 	runs []run1
 }
@@ -182,7 +225,7 @@ func (t *timings) add(s, c time.Duration) {
 	t.same, t.cross, t.both = append(t.same, s), append(t.cross, c), append(t.both, max(s, c))
 }
 
-// switchesSince lists the fast-path switches of the pod the node logged after t0.
+// switchesSince lists the fast-path state changes of the pod the node logged after t0.
 func (e *env) switchesSince(pod string, t0 time.Time) string {
 	ev, err := e.fastPathEvents()
 	if err != nil {
@@ -191,7 +234,7 @@ func (e *env) switchesSince(pod string, t0 time.Time) string {
 	var out []string
 	for _, x := range ev[benchNS+"/"+pod] {
 		if !x.at.Before(t0) {
-			out = append(out, fmt.Sprintf("+%s on=%v", x.at.Sub(t0).Round(time.Millisecond), x.on))
+			out = append(out, fmt.Sprintf("+%s on=%v in=%v eg=%v", x.at.Sub(t0).Round(time.Millisecond), x.on, x.ingress, x.egress))
 		}
 	}
 	if len(out) > 12 {
@@ -215,21 +258,22 @@ func (e *env) keepLogs(dir string) {
 }
 
 // printComponents prints where the time went: the policy's ACL in NB (the cluster role:
-// API watch, reconcile, NB transaction) and the target's fast path switched by its node
-// (the node role's log). For deletes: the ACL gone, the fast path back on.
+// API watch, reconcile, NB transaction) and the target's ingress isolation written into
+// its node's fast path (the node role's log; the target stays on the fast path, which
+// from then on hands the probes to OVS). For deletes: the ACL gone, the isolation lifted.
 func printComponents(name string, t timings, tr *nbTrace, ev map[string][]fpEvent, deleted bool) {
 	var nb, fp []time.Duration
 	for _, r := range t.runs {
 		if at, ok := tr.at(r.policy, deleted); ok {
 			nb = append(nb, max(0, at.Sub(r.t0)))
 		}
-		if d, ok := firstSwitch(ev[benchNS+"/"+r.pod], r.t0, deleted); ok {
+		if d, ok := firstIngress(ev[benchNS+"/"+r.pod], r.t0, !deleted); ok {
 			fp = append(fp, d)
 		}
 	}
-	what := [2]string{"ACL in NB", "fast path off (node log)"}
+	what := [2]string{"ACL in NB", "isolated in the fast path (node log)"}
 	if deleted {
-		what = [2]string{"ACL gone from NB", "fast path on (node log)"}
+		what = [2]string{"ACL gone from NB", "isolation lifted in the fast path (node log)"}
 	}
 	printRow(name+": "+what[0], nb)
 	printRow(name+": "+what[1], fp)
@@ -239,6 +283,10 @@ func printRows(name string, t timings) {
 	printRow(name+": same node", t.same)
 	printRow(name+": cross node", t.cross)
 	printRow(name+": both paths", t.both)
+	if t.flows > 0 {
+		fmt.Printf("  same-node flow running since before the Create, still answered once new flows were denied: %d of %d %v\n",
+			len(t.flowKept), t.flows, t.flowKept)
+	}
 	if len(t.failed) > 0 {
 		fmt.Printf("  %d not within the bound:\n", len(t.failed))
 		for _, f := range t.failed {
@@ -261,7 +309,7 @@ func printRow(name string, d []time.Duration) {
 
 // measureCreate creates pol (selecting target) and times both probes closing.
 func (e *env) measureCreate(ctx context.Context, o opts, probers [2]*bpod, target *bpod, policy string, create func() error, t *timings) error {
-	pr, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval)
+	pr, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval, o.fresh)
 	if err != nil {
 		return err
 	}
@@ -282,7 +330,7 @@ func (e *env) measureCreate(ctx context.Context, o opts, probers [2]*bpod, targe
 		// And whether a new flow (new source ports) is denied while the old one leaks.
 		r0, _ := e.datapathCounter(target.node, "redirect_fast")
 		fresh := "?"
-		if fp, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval); err == nil {
+		if fp, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval, false); err == nil {
 			t1 := time.Now()
 			time.Sleep(1500 * time.Millisecond)
 			fresh = fmt.Sprintf("same node: %s; cross node: %s", fp.same.answersAfter(t1), fp.cross.answersAfter(t1))
@@ -294,12 +342,19 @@ func (e *env) measureCreate(ctx context.Context, o opts, probers [2]*bpod, targe
 		return ctx.Err()
 	}
 	t.add(s, c)
+	if pr.flow != nil {
+		// waitClosed returned at least quiet after the last answer to a new flow.
+		t.flows++
+		if pr.flowAnsweredSince(time.Now().Add(-o.quiet / 2)) {
+			t.flowKept = append(t.flowKept, target.name)
+		}
+	}
 	return ctx.Err()
 }
 
 // measureDelete deletes the policy and times both probes being answered again.
 func (e *env) measureDelete(ctx context.Context, o opts, probers [2]*bpod, target *bpod, policy string, del func() error, t *timings) error {
-	pr, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval)
+	pr, err := openPair(probers[target.node], probers[1-target.node], target.ip, o.interval, o.fresh)
 	if err != nil {
 		return err
 	}

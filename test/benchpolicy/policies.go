@@ -77,3 +77,38 @@ func syntheticSnapshot(pods, policies int) *policy.Snapshot {
 	}
 	return s
 }
+
+// Labels of the throughput pods (all on node 0): tput=governed is the pair the
+// throughput policies select, tput=free the pair no policy selects.
+const (
+	labelTput    = "tput"
+	tputGoverned = "governed"
+	tputFree     = "free"
+)
+
+// tputPolicy selects the governed pair for ingress and egress and admits the iperf3
+// traffic between its pods (TCP iperfPort, both ways); a second ingress rule admits the
+// pods of group g on peerPort, so that each policy is distinct, a tenant's own, with its
+// own address sets and ACLs. The pair's verdict, the union over the policies, is TCP
+// iperfPort: one range, which the fast path holds.
+func tputPolicy(name, g string) *networkingv1.NetworkPolicy {
+	tcp := corev1.ProtocolTCP
+	iperf, peer := intstr.FromInt32(iperfPort), intstr.FromInt32(peerPort)
+	pair := []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{labelTput: tputGoverned}}}}
+	ports := []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &iperf}}
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: name},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{labelTput: tputGoverned}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{
+				{From: pair, Ports: ports},
+				{
+					From:  []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{labelGroup: g}}}},
+					Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &peer}},
+				},
+			},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{To: pair, Ports: ports}},
+		},
+	}
+}

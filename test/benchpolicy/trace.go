@@ -85,16 +85,17 @@ func (t *nbTrace) at(name string, deleted bool) (time.Time, bool) {
 	return v, ok
 }
 
-// fastPathLogRe matches netpol.FastPathReconciler's "fast path" line (node role, -v 1).
-var fastPathLogRe = regexp.MustCompile(`time=(\S+) .*msg="fast path" .*pod=(\S+) on=(true|false)`)
+// fastPathLogRe matches netpol.FastPathReconciler's "fast path" line (node role, -v 1):
+// a pod's fast-path state as written, on or off and its isolation flags.
+var fastPathLogRe = regexp.MustCompile(`time=(\S+) .*msg="fast path" .*pod=(\S+) on=(true|false) ingressIsolated=(true|false) egressIsolated=(true|false)`)
 
-// fpEvent is one switch of a pod's fast path.
+// fpEvent is one change of a pod's fast-path state.
 type fpEvent struct {
-	at time.Time
-	on bool
+	at                  time.Time
+	on, ingress, egress bool
 }
 
-// fastPathEvents reads the node roles' logs: pod → the times its fast path was switched.
+// fastPathEvents reads the node roles' logs: pod → the changes of its fast-path state.
 func (e *env) fastPathEvents() (map[string][]fpEvent, error) {
 	out := map[string][]fpEvent{}
 	for _, n := range e.nodes {
@@ -113,7 +114,7 @@ func (e *env) fastPathEvents() (map[string][]fpEvent, error) {
 			if err != nil {
 				continue
 			}
-			out[m[2]] = append(out[m[2]], fpEvent{at: at, on: m[3] == "true"})
+			out[m[2]] = append(out[m[2]], fpEvent{at: at, on: m[3] == "true", ingress: m[4] == "true", egress: m[5] == "true"})
 		}
 		f.Close()
 		if err := sc.Err(); err != nil {
@@ -123,10 +124,12 @@ func (e *env) fastPathEvents() (map[string][]fpEvent, error) {
 	return out, nil
 }
 
-// firstSwitch is how long after t0 the pod's fast path was first switched to on.
-func firstSwitch(ev []fpEvent, t0 time.Time, on bool) (time.Duration, bool) {
+// firstIngress is how long after t0 the node first wrote the pod's ingress isolation as
+// isolated (a policy now selects it; the fast path hands its denied traffic to OVS) or
+// as free.
+func firstIngress(ev []fpEvent, t0 time.Time, isolated bool) (time.Duration, bool) {
 	for _, x := range ev {
-		if x.on == on && !x.at.Before(t0) {
+		if x.on && x.ingress == isolated && !x.at.Before(t0) {
 			return x.at.Sub(t0), true
 		}
 	}
