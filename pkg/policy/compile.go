@@ -168,14 +168,26 @@ func (c *compiler) rule(r *resolved, d Direction, j int) {
 		c.acls = append(c.acls, ACL{Direction: dir, Priority: PriorityAllow, Match: strings.Join(m, " && "),
 			Action: AllowRelated, AfterLB: d == Egress, Policy: r.key})
 	}
-	base := self + " == $" + subjects
-	if ru.anyPort {
+	portACLs(d, self+" == $"+subjects, peer, ru.anyPort, ru.ports, func() []*Pod {
+		if d == Egress {
+			return c.egressTargets(ru)
+		}
+		return r.subjects
+	}, acl)
+}
+
+// portACLs emits a rule's ACLs through acl, each base && peer && a port term: "ip4" for
+// any port, one ACL for the numbered ports, and, since a port name means a number per
+// destination pod, one per number a name resolves to on targets (ingress: the subjects;
+// egress: the rule's peers), over the destinations that give the name that number.
+func portACLs(d Direction, base, peer string, anyPort bool, ports []portMatch, targets func() []*Pod, acl func(parts ...string)) {
+	if anyPort {
 		acl(base, peer, "ip4")
 		return
 	}
 	var numbered []string
 	named := map[portMatch]bool{}
-	for _, m := range ru.ports {
+	for _, m := range ports {
 		if m.name != "" {
 			named[portMatch{proto: m.proto, name: m.name}] = true
 			continue
@@ -186,14 +198,8 @@ func (c *compiler) rule(r *resolved, d Direction, j int) {
 		slices.Sort(numbered)
 		acl(base, peer, "("+strings.Join(slices.Compact(numbered), " || ")+")")
 	}
-	// A port name means a number per destination pod: one ACL per number, over the
-	// destinations that give the name that number.
 	for _, m := range sortedPorts(named) {
-		targets := r.subjects
-		if d == Egress {
-			targets = c.egressTargets(ru)
-		}
-		byPortNumber(targets, m, func(dst, term string) {
+		byPortNumber(targets(), m, func(dst, term string) {
 			if d == Ingress {
 				acl(dst, peer, term)
 			} else {

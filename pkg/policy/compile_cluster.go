@@ -163,37 +163,12 @@ func (c *compiler) clusterRule(r *clusterResolved, d Direction, ru *clusterRule)
 		m := slices.DeleteFunc(parts, func(s string) bool { return s == "" })
 		out = append(out, ACL{Direction: dir, Match: strings.Join(m, " && "), Action: action, AfterLB: d == Egress, Policy: r.key})
 	}
-	base := self + " == $" + subjects
-	if ru.anyPort {
-		acl(base, peer, "ip4")
-		return out
-	}
-	var numbered []string
-	named := map[portMatch]bool{}
-	for _, m := range ru.ports {
-		if m.name != "" {
-			named[portMatch{proto: m.proto, name: m.name}] = true
-			continue
-		}
-		numbered = append(numbered, portTerm(m))
-	}
-	if len(numbered) > 0 {
-		slices.Sort(numbered)
-		acl(base, peer, "("+strings.Join(slices.Compact(numbered), " || ")+")")
-	}
-	for _, m := range sortedPorts(named) {
-		targets := sortedPods(r.subjects)
+	portACLs(d, self+" == $"+subjects, peer, ru.anyPort, ru.ports, func() []*Pod {
 		if d == Egress {
-			targets = c.clusterEgressTargets(ru)
+			return c.clusterEgressTargets(ru)
 		}
-		byPortNumber(targets, m, func(dst, term string) {
-			if d == Ingress {
-				acl(dst, peer, term)
-			} else {
-				acl(base, dst, term)
-			}
-		})
-	}
+		return sortedPods(r.subjects)
+	}, acl)
 	return out
 }
 
