@@ -320,15 +320,11 @@ int sdncni_from_pod(struct __sk_buff *skb)
 	int l4 = proto == IPPROTO_TCP || proto == IPPROTO_UDP;
 	struct ct_key ck = { .vpn = src->vpn, .saddr = ip->saddr, .daddr = ip->daddr, .proto = proto };
 	__u32 to = dst->host_ifindex;
-	__u8 tcp_flags = 0;
 
 	if (l4) {
 		__be16 ports[2];
 
 		if (bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4, ports, sizeof(ports)))
-			return to_ovs(src, REASON_TO_OVS_MALFORMED);
-		if (proto == IPPROTO_TCP &&
-		    bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4 + 13, &tcp_flags, 1))
 			return to_ovs(src, REASON_TO_OVS_MALFORMED);
 		ck.sport = ports[0];
 		ck.dport = ports[1];
@@ -362,9 +358,14 @@ int sdncni_from_pod(struct __sk_buff *skb)
 		if (!ct_reply(&ck, ifindex, to, now)) {
 			if (gov_fwd && !policy_allows(&ck, ifindex, to))
 				return to_ovs_policy(src);
-			if (!gov_fwd && proto == IPPROTO_TCP &&
-			    (tcp_flags & (TCPF_SYN_BIT | TCPF_ACK_BIT)) != TCPF_SYN_BIT)
-				return to_ovs_policy(src);
+			if (!gov_fwd && proto == IPPROTO_TCP) {
+				/* Read only here: ungoverned traffic pays nothing for it. */
+				__u8 flags;
+
+				if (bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4 + 13, &flags, 1) ||
+				    (flags & (TCPF_SYN_BIT | TCPF_ACK_BIT)) != TCPF_SYN_BIT)
+					return to_ovs_policy(src);
+			}
 			ct_admit(&ck, ifindex, to, now);
 		}
 	}
