@@ -129,6 +129,7 @@ struct {
 const enum reason __reason __attribute__((unused));
 const enum role __role __attribute__((unused));
 const enum ep_flag __ep_flag __attribute__((unused));
+const enum ct_flag __ct_flag __attribute__((unused));
 
 static __always_inline void count(__u32 reason)
 {
@@ -196,7 +197,8 @@ static __always_inline __u64 ct_timeout(__u8 proto)
 
 /*
  * ct_reply: the packet (k, from the pod on ifindex `from` to the one on `to`) is a
- * reply of a live connection the fast path admitted the other way; refreshes it.
+ * reply of a live connection the fast path admitted the other way: 1, and refreshes
+ * it; -1 when that connection is blocked (not refreshed: it idles out); 0 otherwise.
  */
 static __always_inline int ct_reply(const struct ct_key *k, __u32 from, __u32 to, __u64 now)
 {
@@ -207,6 +209,8 @@ static __always_inline int ct_reply(const struct ct_key *k, __u32 from, __u32 to
 	if (!c || c->src_ifindex != to || c->dst_ifindex != from ||
 	    now - c->last_seen > ct_timeout(k->proto))
 		return 0;
+	if (c->flags & CT_BLOCKED)
+		return -1;
 	if (now - c->last_seen > CT_REFRESH)
 		c->last_seen = now;
 	return 1;
@@ -346,16 +350,27 @@ int sdncni_from_pod(struct __sk_buff *skb)
 	 * the same connection across nodes. Anything not known to be allowed, and
 	 * every non-TCP/UDP packet of a governed pair, goes to OVS, where OVN's
 	 * ACLs decide.
+	 *
+	 * UDP has no SYN, so every UDP flow is recorded, governed or not: a policy
+	 * that comes later finds who started it, and the node role marks the flows
+	 * it denies CT_BLOCKED. A reply of a blocked flow is dropped here (as OVN
+	 * drops a connection its new ACLs deny); its initiator's packets are judged
+	 * as new, so they go to OVS.
 	 */
 	int gov_fwd = (src->flags & EP_POLICY_EG) || (dst->flags & EP_POLICY_IN);
 	int gov_rev = (dst->flags & EP_POLICY_EG) || (src->flags & EP_POLICY_IN);
 
-	if (gov_fwd || gov_rev) {
+	if (gov_fwd || gov_rev || proto == IPPROTO_UDP) {
 		if (!l4)
 			return to_ovs_policy(src);
 		__u64 now = bpf_ktime_get_ns();
+		int reply = ct_reply(&ck, ifindex, to, now);
 
-		if (!ct_reply(&ck, ifindex, to, now)) {
+		if (reply < 0) {
+			count(REASON_DROP_POLICY_BLOCKED);
+			return TC_ACT_SHOT;
+		}
+		if (!reply) {
 			if (gov_fwd && !policy_allows(&ck, ifindex, to))
 				return to_ovs_policy(src);
 			if (!gov_fwd && proto == IPPROTO_TCP) {

@@ -112,6 +112,18 @@ struct ct {
 	__u64 last_seen;   /* bpf_ktime_get_ns() of the last packet, refreshed ≤ 1/s */
 	__u32 src_ifindex; /* host veth of saddr's pod */
 	__u32 dst_ifindex; /* host veth of daddr's pod */
+	__u32 flags;       /* enum ct_flag */
+	__u32 pad;
+};
+
+/*
+ * Flags of a connection in sdncni_ct. CT_BLOCKED: a policy change denies what its
+ * initiator (saddr) sent to daddr; the node role sets it and the connection is cut on
+ * the fast path until it idles out: the initiator's packets go to OVS (which judges them
+ * as new), the other side's are dropped (they may no longer pass as replies).
+ */
+enum ct_flag {
+	CT_BLOCKED = 1,
 };
 
 /* Value of the single-entry sdncni_cfg array. */
@@ -141,6 +153,7 @@ enum reason {
 	REASON_TO_OVS_HAIRPIN,
 	REASON_TO_OVS_SERVICE,
 	REASON_TO_OVS_POLICY,
+	REASON_DROP_POLICY_BLOCKED,
 	REASON_MAX,
 };
 

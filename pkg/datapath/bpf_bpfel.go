@@ -23,7 +23,15 @@ type bpfCt struct {
 	LastSeen   uint64
 	SrcIfindex uint32
 	DstIfindex uint32
+	Flags      uint32
+	Pad        uint32
 }
+
+type bpfCtFlag uint32
+
+const (
+	bpfCtFlagCT_BLOCKED bpfCtFlag = 1
+)
 
 type bpfCtKey struct {
 	_     structs.HostLayout
@@ -113,7 +121,8 @@ const (
 	bpfReasonREASON_TO_OVS_HAIRPIN                  bpfReason = 14
 	bpfReasonREASON_TO_OVS_SERVICE                  bpfReason = 15
 	bpfReasonREASON_TO_OVS_POLICY                   bpfReason = 16
-	bpfReasonREASON_MAX                             bpfReason = 17
+	bpfReasonREASON_DROP_POLICY_BLOCKED             bpfReason = 17
+	bpfReasonREASON_MAX                             bpfReason = 18
 )
 
 type bpfRole uint32
@@ -147,6 +156,7 @@ const (
 	bpfMapSdncniVpnOff   = "sdncni_vpn_off"
 	bpfProgSdncniFromOvs = "sdncni_from_ovs"
 	bpfProgSdncniFromPod = "sdncni_from_pod"
+	bpfVarCtFlag         = "__ct_flag"
 	bpfVarEpFlag         = "__ep_flag"
 	bpfVarReason         = "__reason"
 	bpfVarRole           = "__role"
@@ -217,6 +227,7 @@ type bpfMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
+	CtFlag *ebpf.VariableSpec `ebpf:"__ct_flag"`
 	EpFlag *ebpf.VariableSpec `ebpf:"__ep_flag"`
 	Reason *ebpf.VariableSpec `ebpf:"__reason"`
 	Role   *ebpf.VariableSpec `ebpf:"__role"`
@@ -271,6 +282,7 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
+	CtFlag *ebpf.Variable `ebpf:"__ct_flag"`
 	EpFlag *ebpf.Variable `ebpf:"__ep_flag"`
 	Reason *ebpf.Variable `ebpf:"__reason"`
 	Role   *ebpf.Variable `ebpf:"__role"`

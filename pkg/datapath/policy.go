@@ -10,6 +10,7 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // MaxPairRanges is how many port ranges one pair entry holds; a pair whose verdict
@@ -57,21 +58,27 @@ type PolicyReport struct {
 	Missing []netip.Addr
 	// Changed lists the endpoints whose verdicts changed while they were on the fast
 	// path (their isolation, or an entry of a pair of two present endpoints changed or
-	// went); their connections were flushed from sdncni_ct.
+	// went); their connections were judged again (see SetPolicy).
 	Changed []netip.Addr
 	// Pairs is the number of pair entries the VPN has now; Flushed the connections
-	// removed.
-	Pairs, Flushed int
+	// removed from sdncni_ct, Blocked the UDP flows now marked blocked.
+	Pairs, Flushed, Blocked int
 }
 
 // SetPolicy makes the datapath's policy state of p.VPN exactly p. In this order, so that
 // every packet the fast path delivers meanwhile is allowed by the old or the new
 // policy: the Off pods leave the fast path; pair entries are written; isolation flags
 // are added (old ∪ new), then reduced to the new ones; stale pair entries are removed;
-// the connections of endpoints whose verdicts changed are flushed (they continue through
-// OVS, whose conntrack may not know them and then treats their next packet as new); last
+// the connections of endpoints whose verdicts changed are judged again (below); last
 // the Endpoints' fast path is switched on. Entries are bound to the endpoints' host
 // veths: an entry never holds for a later holder of one of its addresses.
+//
+// Judged again: a TCP connection is flushed (its next packets are judged as new: those
+// the pair entries do not allow continue through OVS, whose conntrack has not seen the
+// connection and drops a mid-connection packet). A UDP flow, which the fast path
+// records from its first packet whatever the policy, keeps its initiator: it is
+// unblocked when the new policy admits what the initiator sends, and marked CT_BLOCKED
+// when it does not, so the other side's packets can no longer pass as replies.
 func (d *Datapath) SetPolicy(ctx context.Context, p VPNPolicy) (PolicyReport, error) {
 	var rep PolicyReport
 	var errs []error
@@ -183,10 +190,23 @@ func (d *Datapath) SetPolicy(ctx context.Context, p VPNPolicy) (PolicyReport, er
 		for ip := range changed {
 			rep.Changed = append(rep.Changed, ip)
 		}
-		n, err := d.flushConnections(p.VPN, func(k bpfCtKey) bool {
+		// admits: what the new policy says of what k's initiator sends; known is false
+		// when k is not between two present endpoints on their current veths.
+		admits := func(k bpfCtKey, v bpfCt) (admitted, known bool) {
+			s, d := eps[addrFromBE32(k.Saddr)], eps[addrFromBE32(k.Daddr)]
+			if s == nil || d == nil || s.ifindex != v.SrcIfindex || d.ifindex != v.DstIfindex {
+				return false, false
+			}
+			if s.want&uint8(bpfEpFlagEP_POLICY_EG) == 0 && d.want&uint8(bpfEpFlagEP_POLICY_IN) == 0 {
+				return true, true
+			}
+			pe, ok := want[bpfPolKey{Vpn: p.VPN, Src: k.Saddr, Dst: k.Daddr}]
+			return ok && pe.admits(k.Proto, ntohs(k.Dport)), true
+		}
+		flushed, blocked, err := d.rejudgeConnections(p.VPN, func(k bpfCtKey) bool {
 			return changed[addrFromBE32(k.Saddr)] || changed[addrFromBE32(k.Daddr)]
-		})
-		rep.Flushed = n
+		}, admits)
+		rep.Flushed, rep.Blocked = flushed, blocked
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -341,6 +361,69 @@ func (d *Datapath) flushConnections(vpn uint32, match func(bpfCtKey) bool) (int,
 		n++
 	}
 	return n, err
+}
+
+// rejudgeConnections judges the connections of vpn that match again (SetPolicy): TCP
+// ones and those admits does not know are removed; UDP ones are marked blocked or
+// unblocked as admits says. It returns how many it removed and how many are blocked.
+func (d *Datapath) rejudgeConnections(vpn uint32, match func(bpfCtKey) bool,
+	admits func(bpfCtKey, bpfCt) (admitted, known bool)) (flushed, blocked int, err error) {
+	type conn struct {
+		k bpfCtKey
+		v bpfCt
+	}
+	var (
+		k     bpfCtKey
+		v     bpfCt
+		found []conn
+	)
+	it := d.objs.SdncniCt.Iterate()
+	for it.Next(&k, &v) {
+		if k.Vpn == vpn && match(k) {
+			found = append(found, conn{k, v})
+		}
+	}
+	if ierr := it.Err(); ierr != nil {
+		err = fmt.Errorf("list connections: %w", ierr)
+	}
+	for _, c := range found {
+		admitted, known := admits(c.k, c.v)
+		if c.k.Proto != unix.IPPROTO_UDP || !known {
+			if derr := d.objs.SdncniCt.Delete(&c.k); derr != nil && !errors.Is(derr, ebpf.ErrKeyNotExist) {
+				err = errors.Join(err, fmt.Errorf("flush connection: %w", derr))
+				continue
+			}
+			flushed++
+			continue
+		}
+		nv := c.v
+		nv.Flags &^= uint32(bpfCtFlagCT_BLOCKED)
+		if !admitted {
+			nv.Flags |= uint32(bpfCtFlagCT_BLOCKED)
+			blocked++
+		}
+		if nv == c.v {
+			continue
+		}
+		// UpdateExist: a flow that idled out of the LRU meanwhile stays gone.
+		if uerr := d.objs.SdncniCt.Update(&c.k, &nv, ebpf.UpdateExist); uerr != nil && !errors.Is(uerr, ebpf.ErrKeyNotExist) {
+			err = errors.Join(err, fmt.Errorf("judge connection: %w", uerr))
+		}
+	}
+	return flushed, blocked, err
+}
+
+// admits reports whether the pair entry allows proto to port.
+func (v *bpfPol) admits(proto uint8, port uint16) bool {
+	if v.All != 0 {
+		return true
+	}
+	for i := 0; i < int(v.N) && i < len(v.Ranges); i++ {
+		if r := v.Ranges[i]; r.Proto == proto && port >= r.Lo && port <= r.Hi {
+			return true
+		}
+	}
+	return false
 }
 
 // FlushConnections removes every connection of vpn from sdncni_ct: their next packets

@@ -120,7 +120,9 @@ func TestFromPodPolicy(t *testing.T) {
 		{name: "receiver governed only the other way: udp delivered and recorded", eps: aIn, frame: toB(17, 0, 53), reason: "redirect_fast", admitted: true},
 		{name: "mid-connection tcp the pair entry allows: delivered and recorded", eps: bIn, pairs: []PolicyPair{{Src: ipA, Dst: ipB, Ranges: tcp80}},
 			frame: ack(toB(6, 0, 80)), reason: "redirect_fast", admitted: true},
-		{name: "ungoverned pair: not recorded", eps: []PolicyEndpoint{{IP: ipA}, {IP: ipB}}, frame: toB(6, 0, 80), reason: "redirect_fast"},
+		{name: "ungoverned pair: tcp not recorded", eps: []PolicyEndpoint{{IP: ipA}, {IP: ipB}}, frame: toB(6, 0, 80), reason: "redirect_fast"},
+		// A policy that comes later must know who started a UDP flow (no SYN tells).
+		{name: "ungoverned pair: udp recorded", eps: []PolicyEndpoint{{IP: ipA}, {IP: ipB}}, frame: toB(17, 0, 53), reason: "redirect_fast", admitted: true},
 		{name: "service endpoint first", eps: bIn, pairs: []PolicyPair{{Src: ipA, Dst: ipB, All: true}},
 			svc: []ServiceEndpoint{{VPN: 10, IP: ipB, Port: 80, Protocol: "tcp"}}, frame: toB(6, 0, 80), reason: "to_ovs_service"},
 	}
@@ -189,6 +191,61 @@ func TestFromPodPolicy(t *testing.T) {
 			require.InDelta(t, float64(ktimeNow(t)), float64(got.LastSeenKtimeNs), 5e9)
 		})
 	}
+}
+
+// TestPolicyJudgesUDPFlowsAgain: a UDP flow B opened to A before a policy isolated A's
+// ingress is cut on the fast path: A's next datagram to B (the direction no policy
+// governs) may no longer pass and open the way for B's as "replies". Without the flow's
+// initiator kept across the policy change (a flush), A's datagram is recorded as a new
+// flow of A's and delivered. The policy going away lets the flow run again; a TCP
+// connection is flushed instead.
+func TestPolicyJudgesUDPFlowsAgain(t *testing.T) {
+	d, objs := loadTestObjects(t)
+	m := &objs.bpfMaps
+	clearMaps(t, m)
+	clearPolicyMaps(t, m)
+	require.NoError(t, d.SetFastPath(t.Context(), true))
+	mustWrite(t, m, epA, epB)
+	open := VPNPolicy{VPN: 10, Endpoints: []PolicyEndpoint{{IP: ipA}, {IP: ipB}}}
+	_, err := d.SetPolicy(t.Context(), open)
+	require.NoError(t, err)
+	now := ktimeNow(t)
+	injectConn(t, m, 10, ipB, 5000, ipA, 8080, 17, 200, loIfindex, now) // B:5000 → A:8080, udp
+	injectConn(t, m, 10, ipB, 5001, ipA, 8081, 6, 200, loIfindex, now)  // the same over tcp
+	reply := frame{dstMAC: macB, srcMAC: macA, src: ipA, dst: ipB, proto: 17, sport: 8080, dport: 5000}
+	ret, _, moved := run(t, d, objs.SdncniFromPod, reply.bytes())
+	require.Equal(t, uint32(tcActRedirect), ret)
+	require.Equal(t, map[string]uint64{"redirect_fast": 1}, moved, "open: A's reply takes the fast path")
+
+	// A's ingress is isolated and nothing admits B.
+	rep, err := d.SetPolicy(t.Context(), VPNPolicy{VPN: 10, Endpoints: []PolicyEndpoint{{IP: ipA, Ingress: true}, {IP: ipB}}})
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Blocked, "the udp flow")
+	require.Equal(t, 1, rep.Flushed, "the tcp connection")
+	for range 2 {
+		ret, _, moved = run(t, d, objs.SdncniFromPod, reply.bytes())
+		require.Equal(t, uint32(tcActShot), ret)
+		require.Equal(t, map[string]uint64{"drop_policy_blocked": 1}, moved, "A's datagram of B's blocked flow")
+	}
+	conns, err := d.Connections(t.Context())
+	require.NoError(t, err)
+	require.Len(t, conns, 1, "no flow of A's recorded: %v", conns)
+	require.Equal(t, netip.AddrPortFrom(ipB, 5000), conns[0].Src)
+
+	// Another flow of A's to B (not a reply) is A's own, and A's egress is free.
+	fresh := reply
+	fresh.sport = 9999
+	ret, _, moved = run(t, d, objs.SdncniFromPod, fresh.bytes())
+	require.Equal(t, uint32(tcActRedirect), ret)
+	require.Equal(t, map[string]uint64{"redirect_fast": 1}, moved)
+
+	// The policy goes: the flow runs again.
+	rep, err = d.SetPolicy(t.Context(), open)
+	require.NoError(t, err)
+	require.Zero(t, rep.Blocked)
+	ret, _, moved = run(t, d, objs.SdncniFromPod, reply.bytes())
+	require.Equal(t, uint32(tcActRedirect), ret)
+	require.Equal(t, map[string]uint64{"redirect_fast": 1}, moved)
 }
 
 // TestSetPolicy: the entries SetPolicy writes, what it removes, whose connections it
