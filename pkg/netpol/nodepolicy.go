@@ -137,8 +137,8 @@ func (r *FastPathReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctr
 			retry = true // allocated, not attached yet
 		}
 		if len(rep.Changed) > 0 {
-			r.Log.Info("policy verdicts of fast-path pods changed; their connections continue through OVS",
-				"vpn", name, "pods", len(rep.Changed), "connections", rep.Flushed)
+			r.Log.Info("policy verdicts of fast-path pods changed; their connections were judged again",
+				"vpn", name, "pods", len(rep.Changed), "flushed", rep.Flushed, "udpBlocked", rep.Blocked)
 		}
 		r.logChanges(p, pods, rep.Missing)
 	}
