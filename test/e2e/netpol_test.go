@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	cnpv1 "sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/sdncni/sdncni/internal/testenv"
 	"github.com/sdncni/sdncni/pkg/policy"
@@ -39,6 +40,8 @@ func (p *ppod) key() string { return p.namespace + "/" + p.name }
 type policyScenario struct {
 	name     string
 	policies []networkingv1.NetworkPolicy
+	// cluster are ClusterNetworkPolicies (cluster-scoped: they select in every VPN).
+	cluster []cnpv1.ClusterNetworkPolicy
 	// spot: "src>dst/proto" → allowed.
 	spot map[string]bool
 }
@@ -84,13 +87,63 @@ func policyScenarios() []policyScenario {
 					{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}}}}}}},
 			{ObjectMeta: meta("x", "deny"), Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress}},
 		}, spot: map[string]bool{"x/a>w/a/TCP": false, "w/a>x/a/TCP": false, "y/a>x/b/UDP": false}},
+		// Tiers: an Admin Deny beats the NetworkPolicy that allows y; a Baseline Deny holds
+		// where no NetworkPolicy isolates (z); an Admin Accept naming w (another VPN) opens
+		// nothing across VPNs.
+		{name: "ClusterNetworkPolicy tiers around a NetworkPolicy", policies: []networkingv1.NetworkPolicy{
+			{ObjectMeta: meta("x", "from-y-z"), Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress,
+				Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{
+					{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "y"}}},
+					{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "z"}}}}}}}},
+		}, cluster: []cnpv1.ClusterNetworkPolicy{
+			clusterPolicy("admin-x", cnpv1.AdminTier, 10, "x",
+				[]cnpv1.ClusterNetworkPolicyIngressRule{fromNamespace(cnpv1.ClusterNetworkPolicyRuleActionAccept, "w"),
+					fromNamespace(cnpv1.ClusterNetworkPolicyRuleActionDeny, "y")}, nil),
+			clusterPolicy("baseline-z", cnpv1.BaselineTier, 10, "z",
+				[]cnpv1.ClusterNetworkPolicyIngressRule{fromNamespace(cnpv1.ClusterNetworkPolicyRuleActionDeny, "x")}, nil),
+		}, spot: map[string]bool{"y/a>x/a/TCP": false, "z/a>x/a/UDP": true, "x/b>x/a/TCP": false, "x/a>z/a/TCP": false,
+			"y/a>z/a/UDP": true, "w/a>x/a/TCP": false, "x/a>y/b/UDP": true}},
+		// Pass: y's ingress to x is handed to the NetworkPolicy (TCP only), everything
+		// else to x is denied by the Admin tier; an egress Deny of z to y by UDP port.
+		{name: "ClusterNetworkPolicy Pass to a NetworkPolicy, egress by port", policies: []networkingv1.NetworkPolicy{
+			{ObjectMeta: meta("x", "from-y-tcp"), Spec: networkingv1.NetworkPolicySpec{PolicyTypes: ingress,
+				Ingress: []networkingv1.NetworkPolicyIngressRule{{
+					From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "y"}}}},
+					Ports: []networkingv1.NetworkPolicyPort{tcpPort(bannerPort)}}}}},
+		}, cluster: []cnpv1.ClusterNetworkPolicy{
+			clusterPolicy("pass-y", cnpv1.AdminTier, 1, "x",
+				[]cnpv1.ClusterNetworkPolicyIngressRule{fromNamespace(cnpv1.ClusterNetworkPolicyRuleActionPass, "y")}, nil),
+			clusterPolicy("deny-x", cnpv1.AdminTier, 20, "x",
+				[]cnpv1.ClusterNetworkPolicyIngressRule{fromNamespace(cnpv1.ClusterNetworkPolicyRuleActionDeny, "y"),
+					fromNamespace(cnpv1.ClusterNetworkPolicyRuleActionDeny, "z")}, nil),
+			clusterPolicy("z-no-udp-to-y", cnpv1.AdminTier, 30, "z", nil,
+				[]cnpv1.ClusterNetworkPolicyEgressRule{{Action: cnpv1.ClusterNetworkPolicyRuleActionDeny,
+					To: []cnpv1.ClusterNetworkPolicyEgressPeer{{Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": "y"}}}},
+					Protocols: []cnpv1.ClusterNetworkPolicyProtocol{{UDP: &cnpv1.ClusterNetworkPolicyProtocolUDP{
+						DestinationPort: &cnpv1.Port{Number: udpPort}}}}}}),
+		}, spot: map[string]bool{"y/a>x/a/TCP": true, "y/b>x/a/UDP": false, "z/a>x/b/TCP": false, "z/a>y/a/UDP": false,
+			"z/a>y/b/TCP": true, "x/a>x/b/UDP": false}},
 	}
+}
+
+// clusterPolicy is a ClusterNetworkPolicy whose subject is namespace ns.
+func clusterPolicy(name string, tier cnpv1.Tier, prio int32, ns string,
+	in []cnpv1.ClusterNetworkPolicyIngressRule, eg []cnpv1.ClusterNetworkPolicyEgressRule) cnpv1.ClusterNetworkPolicy {
+	return cnpv1.ClusterNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: cnpv1.ClusterNetworkPolicySpec{
+		Tier: tier, Priority: prio, Ingress: in, Egress: eg,
+		Subject: cnpv1.ClusterNetworkPolicySubject{Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": ns}}}}}
+}
+
+func fromNamespace(a cnpv1.ClusterNetworkPolicyRuleAction, ns string) cnpv1.ClusterNetworkPolicyIngressRule {
+	return cnpv1.ClusterNetworkPolicyIngressRule{Action: a,
+		From: []cnpv1.ClusterNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"ns": ns}}}}}
 }
 
 // TestNetworkPolicyTruthTable: namespaces x, y, z in one VPN and w in another, pods on
 // two nodes with Pod objects in a real API server, real OVN and the fast path. For each
-// scenario every ordered pair is probed over TCP and UDP and must match the reference
-// semantics (pkg/policy.Allowed): an allowed probe gets its own pod's answer, a denied
+// scenario (NetworkPolicies, and ClusterNetworkPolicies of both tiers around them) every
+// ordered pair is probed over TCP and UDP and must match the reference semantics
+// (pkg/policy.Allowed): an allowed probe gets its own pod's answer, a denied
 // one times out. Pairs across VPNs never connect. Run with the fast path on (a same-node
 // pair that the fast path let through against a policy fails here), then off. The node
 // still reaches isolated pods (kubelet's probes).
@@ -143,7 +196,7 @@ func TestNetworkPolicyTruthTable(t *testing.T) {
 		before := nodes[0].datapathCounters(t)["redirect_fast"]
 		for _, sc := range policyScenarios() {
 			t.Run(sc.name, func(t *testing.T) {
-				applyPolicies(t, api, sc.policies)
+				applyPolicies(t, api, sc.policies, sc.cluster...)
 				t.Cleanup(func() { applyPolicies(t, api, nil) })
 				byVPN := policyTable(t, nodes, pods, sc)
 				if fastPath {
@@ -169,16 +222,20 @@ func TestNetworkPolicyTruthTable(t *testing.T) {
 	t.Run("fast path off", func(t *testing.T) { run(t, false) })
 }
 
-// applyPolicies makes the policies of x, y, z and w exactly pols.
-func applyPolicies(t *testing.T, api *testenv.APIServer, pols []networkingv1.NetworkPolicy) {
+// applyPolicies makes the policies of x, y, z and w exactly pols, and the cluster's
+// ClusterNetworkPolicies exactly cluster.
+func applyPolicies(t *testing.T, api *testenv.APIServer, pols []networkingv1.NetworkPolicy, cluster ...cnpv1.ClusterNetworkPolicy) {
 	t.Helper()
 	ctx := context.Background()
 	for _, ns := range []string{"x", "y", "z", "w"} {
 		require.NoError(t, api.Client.DeleteAllOf(ctx, &networkingv1.NetworkPolicy{}, client.InNamespace(ns)))
 	}
+	require.NoError(t, api.Client.DeleteAllOf(ctx, &cnpv1.ClusterNetworkPolicy{}))
 	for i := range pols {
-		p := pols[i].DeepCopy()
-		require.NoError(t, api.Client.Create(ctx, p))
+		require.NoError(t, api.Client.Create(ctx, pols[i].DeepCopy()))
+	}
+	for i := range cluster {
+		require.NoError(t, api.Client.Create(ctx, cluster[i].DeepCopy()))
 	}
 }
 
@@ -188,7 +245,7 @@ func policyTable(t *testing.T, nodes []*node, pods []*ppod, sc policyScenario) m
 	t.Helper()
 	byVPN := map[string]*policy.Policies{}
 	for _, vpn := range []string{"vpn-p", "vpn-q"} {
-		s := &policy.Snapshot{VPN: vpn, Policies: sc.policies}
+		s := &policy.Snapshot{VPN: vpn, ClusterPolicies: sc.cluster}
 		for _, ns := range []string{"x", "y", "z", "w"} {
 			s.Namespaces = append(s.Namespaces, policy.Namespace{Name: ns, Labels: map[string]string{"ns": ns}})
 		}
@@ -284,8 +341,9 @@ func policyTable(t *testing.T, nodes []*node, pods []*ppod, sc policyScenario) m
 
 // governedFastPath: same-node traffic of pods a policy selects keeps the fast path when
 // the policy allows it, and only then. On node n, for each ordered pair of one VPN with
-// a side isolated, probed alone: an allowed probe moves redirect_fast (its packets and
-// the replies went pod to pod); a denied one still times out, and moves to_ovs_policy
+// a side governed (a NetworkPolicy isolates it or a ClusterNetworkPolicy selects it),
+// probed alone: an allowed probe moves redirect_fast (its packets and the replies went
+// pod to pod); a denied one still times out, and moves to_ovs_policy
 // where the fast path had to hand it to OVS.
 func governedFastPath(t *testing.T, n *node, pods []*ppod, byVPN map[string]*policy.Policies) {
 	t.Helper()
@@ -296,8 +354,8 @@ func governedFastPath(t *testing.T, n *node, pods []*ppod, byVPN map[string]*pol
 				continue
 			}
 			ps := byVPN[a.vpn]
-			if !ps.Isolated(a.key(), policy.Egress) && !ps.Isolated(b.key(), policy.Ingress) &&
-				!ps.Isolated(a.key(), policy.Ingress) && !ps.Isolated(b.key(), policy.Egress) {
+			if !ps.Governed(a.key(), policy.Egress) && !ps.Governed(b.key(), policy.Ingress) &&
+				!ps.Governed(a.key(), policy.Ingress) && !ps.Governed(b.key(), policy.Egress) {
 				continue
 			}
 			for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP} {
