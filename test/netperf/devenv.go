@@ -14,25 +14,54 @@ import (
 	"time"
 )
 
-// sdncniEnv is the OVS/OVN environment (hack/dev-env.sh) and the sdncni controller,
-// shared by the sdncni cases. Only one controller runs at a time; switching between the
-// fast-path and OVS-only cases restarts it with the other --fast-path value.
+// sdncniEnv is the OVS/OVN environment (hack/dev-env.sh) on the two-node topology —
+// one OVN central, and in each node namespace an ovs-vswitchd, an ovn-controller and
+// Geneve over the underlay — and the sdncni controller of each node, shared by the
+// sdncni cases. Both controllers run with the same --fast-path; switching between the
+// fast-path and OVS-only cases restarts them with the other value.
 type sdncniEnv struct {
 	h        *harness
 	started  bool
 	startErr error
-	vars     map[string]string
+	// tunnelErr says why the nodes have no Geneve tunnel to each other, nil when they do.
+	tunnelErr error
+	nodes     [2]*sdncniNode
+}
+
+// sdncniNode is one node of the environment and its controller.
+type sdncniNode struct {
+	e     *sdncniEnv
+	idx   int
+	netns string
+	vars  map[string]string
 
 	ctrl     *exec.Cmd
 	ctrlFast bool
 	ctrlDone chan struct{}
 }
 
+// Pod addresses: one network, each node allocating from its half.
+const (
+	sdncniCIDR = "10.99.0.0/16"
+)
+
+var sdncniAllocRanges = [2]string{"10.99.0.0/17", "10.99.128.0/17"}
+
+func newSdncniEnv(h *harness) *sdncniEnv {
+	e := &sdncniEnv{h: h}
+	for i, n := range nodeNetNSes {
+		e.nodes[i] = &sdncniNode{e: e, idx: i, netns: n}
+	}
+	return e
+}
+
 func (e *sdncniEnv) dir() string        { return filepath.Join(e.h.work, "ovn") }
-func (e *sdncniEnv) socket() string     { return filepath.Join(e.h.work, "cni.sock") }
-func (e *sdncniEnv) bpfPinDir() string  { return "/sys/fs/bpf/" + namePrefix }
 func (e *sdncniEnv) script() string     { return filepath.Join(e.h.repo, "hack", "dev-env.sh") }
 func (e *sdncniEnv) controller() string { return filepath.Join(e.h.repo, "bin", "sdncni-controller") }
+
+func (n *sdncniNode) name() string      { return fmt.Sprintf("node%d", n.idx+1) }
+func (n *sdncniNode) socket() string    { return filepath.Join(n.e.h.work, "cni-"+n.name()+".sock") }
+func (n *sdncniNode) bpfPinDir() string { return "/sys/fs/bpf/" + n.netns }
 
 func notAvailable(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrNotAvailable, fmt.Sprintf(format, args...))
@@ -63,93 +92,142 @@ func (e *sdncniEnv) start(ctx context.Context) error {
 	upCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	e.h.cleanup.push("dev-env down", e.down)
-	out, err := exec.CommandContext(upCtx, e.script(), "up", "--dir", e.dir(), "--netns", nodeNetNS).CombinedOutput()
-	if err != nil {
-		return notAvailable("hack/dev-env.sh up: %v: %s", err, lastLine(string(out)))
-	}
-	vars, err := readEnvFile(filepath.Join(e.dir(), "env"))
-	if err != nil {
-		return notAvailable("dev-env: %v", err)
-	}
-	for _, k := range []string{"SDNCNI_OVS_DB", "SDNCNI_NB_DB"} {
-		if vars[k] == "" {
-			return notAvailable("dev-env env file has no %s", k)
+	for i, n := range e.nodes {
+		cmd := "node-up"
+		if i == 0 {
+			cmd = "up" // the central too
 		}
+		out, err := exec.CommandContext(upCtx, e.script(), cmd, "--dir", e.dir(), "--netns", n.netns,
+			"--encap-ip", encapCIDRs[i], "--underlay", underlayNetNS).CombinedOutput()
+		if err != nil {
+			return notAvailable("hack/dev-env.sh %s %s: %v: %s", cmd, n.netns, err, lastLine(string(out)))
+		}
+		vars, err := readEnvFile(filepath.Join(e.dir(), "node-"+n.netns, "env"))
+		if err != nil {
+			return notAvailable("dev-env: %v", err)
+		}
+		for _, k := range []string{"SDNCNI_OVS_DB", "SDNCNI_NB_DB"} {
+			if vars[k] == "" {
+				return notAvailable("dev-env env file of %s has no %s", n.netns, k)
+			}
+		}
+		n.vars = vars
 	}
-	e.vars = vars
+	e.tunnelErr = e.waitTunnels(upCtx, 30*time.Second)
 	return nil
 }
 
-// netnsPath is where OVS and the controller run: the env file's namespace, or ours.
-func (e *sdncniEnv) netnsPath() string {
-	if p := e.vars["SDNCNI_NETNS_PATH"]; p != "" {
-		return p
+// waitTunnels waits until each node's OVS has its Geneve port to the other node.
+func (e *sdncniEnv) waitTunnels(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for _, n := range e.nodes {
+		for {
+			out, err := n.ovs().vsctl(ctx, "--bare", "--columns=name", "find", "Interface", "type=geneve")
+			if err == nil && len(strings.Fields(out)) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return notAvailable("%s has no Geneve tunnel to the other node after %s (%v)", n.netns, limit, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	}
-	return netnsPath(nodeNetNS)
+	return nil
 }
 
-// vswitchdPID is the environment's ovs-vswitchd PID, 0 when unknown.
-func (e *sdncniEnv) vswitchdPID() int {
-	if f := e.vars["SDNCNI_VSWITCHD_PIDFILE"]; f != "" {
+// netnsPath is where the node's OVS and controller run.
+func (n *sdncniNode) netnsPath() string {
+	if p := n.vars["SDNCNI_NETNS_PATH"]; p != "" {
+		return p
+	}
+	return netnsPath(n.netns)
+}
+
+// vswitchdPID is the node's ovs-vswitchd PID, 0 when unknown.
+func (n *sdncniNode) vswitchdPID() int {
+	if f := n.vars["SDNCNI_VSWITCHD_PIDFILE"]; f != "" {
 		return findPID(filepath.Dir(f), filepath.Base(f))
 	}
-	return findPID(e.dir(), "ovs-vswitchd.pid")
+	return 0
 }
 
 // mgmtSocket is the bridge's OpenFlow management socket in ovs-vswitchd's run
 // directory (the node directory of the dev-env), "" when it is not there.
-func (e *sdncniEnv) mgmtSocket() string {
-	dir := e.vars["SDNCNI_NODE_DIR"]
+func (n *sdncniNode) mgmtSocket() string {
+	dir := n.vars["SDNCNI_NODE_DIR"]
 	if dir == "" {
 		return ""
 	}
-	p := filepath.Join(dir, e.bridge()+".mgmt")
+	p := filepath.Join(dir, n.bridge()+".mgmt")
 	if _, err := os.Stat(p); err != nil {
 		return ""
 	}
 	return p
 }
 
-func (e *sdncniEnv) bridge() string {
-	if b := e.vars["SDNCNI_BRIDGE"]; b != "" {
+func (n *sdncniNode) bridge() string {
+	if b := n.vars["SDNCNI_BRIDGE"]; b != "" {
 		return b
 	}
 	return "br-int"
 }
 
-// ensureController makes sure a controller with the given fast-path setting serves the
-// CNI socket, restarting it when the other setting is running.
+// ovs is a verifier over the node's integration bridge.
+func (n *sdncniNode) ovs() *ovsVerifier {
+	return &ovsVerifier{db: n.vars["SDNCNI_OVS_DB"], bridge: n.bridge(), mgmt: n.mgmtSocket()}
+}
+
+// ensureController makes sure both nodes' controllers run with the given fast-path
+// setting, restarting them when the other setting is running.
 func (e *sdncniEnv) ensureController(ctx context.Context, fast bool) error {
 	if err := e.up(ctx); err != nil {
 		return err
 	}
-	if e.ctrl != nil && e.ctrlFast == fast {
+	for _, n := range e.nodes {
+		if err := n.ensureController(ctx, fast); err != nil {
+			return fmt.Errorf("%s: %w", n.netns, err)
+		}
+	}
+	return nil
+}
+
+func (n *sdncniNode) ensureController(ctx context.Context, fast bool) error {
+	if n.ctrl != nil && n.ctrlFast == fast {
 		select {
-		case <-e.ctrlDone:
-			return fmt.Errorf("controller exited; see %s", e.logPath(fast))
+		case <-n.ctrlDone:
+			return fmt.Errorf("controller exited; see %s", n.logPath(fast))
 		default:
 			return nil
 		}
 	}
-	if err := e.stopController(ctx); err != nil {
+	if err := n.stopController(ctx); err != nil {
 		return err
 	}
-	_ = os.Remove(e.socket())
-	logf, err := os.Create(e.logPath(fast))
+	_ = os.Remove(n.socket())
+	logf, err := os.OpenFile(n.logPath(fast), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("create controller log: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command("nsenter", "--net="+e.netnsPath(), "--", e.controller(),
-		"--socket", e.socket(),
-		"--ovs-db", e.vars["SDNCNI_OVS_DB"],
-		"--nb-db", e.vars["SDNCNI_NB_DB"],
-		"--bridge", e.bridge(),
+	e := n.e
+	// --mtu 0 and the default --tunnel-tx-offload=auto: the pod MTU and tx offload come
+	// from the topology, as on a node of a multi-node cluster.
+	cmd := exec.Command("nsenter", "--net="+n.netnsPath(), "--", e.controller(),
+		"--socket", n.socket(),
+		"--ovs-db", n.vars["SDNCNI_OVS_DB"],
+		"--nb-db", n.vars["SDNCNI_NB_DB"],
+		"--bridge", n.bridge(),
 		"--network", "default",
-		"--cidr", "10.99.0.0/16",
-		"--mtu", fmt.Sprint(e.h.opts.MTU),
-		"--ipam-store", filepath.Join(e.h.work, "ipam.json"),
-		"--bpf-pin-dir", e.bpfPinDir(),
+		"--cidr", sdncniCIDR,
+		"--alloc-range", sdncniAllocRanges[n.idx],
+		"--mtu", "0",
+		"--node-name", n.netns,
+		"--ipam-store", filepath.Join(e.h.work, "ipam-"+n.name()+".json"),
+		"--bpf-pin-dir", n.bpfPinDir(),
 		fmt.Sprintf("--fast-path=%t", fast),
 		"--metrics-addr", "127.0.0.1:0",
 	)
@@ -162,38 +240,38 @@ func (e *sdncniEnv) ensureController(ctx context.Context, fast bool) error {
 		_ = cmd.Wait()
 		close(done)
 	}()
-	e.ctrl, e.ctrlFast, e.ctrlDone = cmd, fast, done
+	n.ctrl, n.ctrlFast, n.ctrlDone = cmd, fast, done
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if fi, err := os.Stat(e.socket()); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if fi, err := os.Stat(n.socket()); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			return nil
 		}
 		select {
 		case <-done:
-			e.ctrl = nil
+			n.ctrl = nil
 			return notAvailable("controller exited (%s) before its socket appeared — not built yet? log: %s",
-				cmd.ProcessState, lastLine(readTail(e.logPath(fast))))
+				cmd.ProcessState, lastLine(readTail(n.logPath(fast))))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return notAvailable("controller socket %s did not appear within 30s", e.socket())
+			return notAvailable("controller socket %s did not appear within 30s", n.socket())
 		}
 	}
 }
 
-func (e *sdncniEnv) logPath(fast bool) string {
-	return filepath.Join(e.h.out, fmt.Sprintf("controller-fast-%t.log", fast))
+func (n *sdncniNode) logPath(fast bool) string {
+	return filepath.Join(n.e.h.out, fmt.Sprintf("controller-%s-fast-%t.log", n.name(), fast))
 }
 
 // stopController ends the controller we started, by PID: SIGTERM, then SIGKILL.
-func (e *sdncniEnv) stopController(ctx context.Context) error {
-	if e.ctrl == nil {
+func (n *sdncniNode) stopController(ctx context.Context) error {
+	if n.ctrl == nil {
 		return nil
 	}
-	cmd, done := e.ctrl, e.ctrlDone
-	e.ctrl = nil
+	cmd, done := n.ctrl, n.ctrlDone
+	n.ctrl = nil
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
@@ -204,11 +282,13 @@ func (e *sdncniEnv) stopController(ctx context.Context) error {
 	return nil
 }
 
-// down stops the controller and the environment; idempotent.
+// down stops the controllers and the environment; idempotent.
 func (e *sdncniEnv) down(ctx context.Context) error {
 	var errs []error
-	errs = append(errs, e.stopController(ctx))
-	_ = os.RemoveAll(e.bpfPinDir())
+	for _, n := range e.nodes {
+		errs = append(errs, n.stopController(ctx))
+		_ = os.RemoveAll(n.bpfPinDir())
+	}
 	if _, err := os.Stat(e.dir()); err == nil {
 		out, err := exec.CommandContext(ctx, e.script(), "down", "--dir", e.dir()).CombinedOutput()
 		if err != nil {
