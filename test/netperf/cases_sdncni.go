@@ -100,12 +100,6 @@ func sdncniInfo(ctx context.Context, fast bool, v *ovsVerifier) map[string]strin
 	return info
 }
 
-// fastCrossWant is the path the sdncni-fast-cross case must take; "" accepts any known
-// path and reports it. Until the kernel tunnel path exists the fast path hands
-// cross-node traffic to OVS (Geneve); once it does, set this to pathKernelVXLAN so a
-// silent fall-back to Geneve fails the case instead of passing as "fast".
-const fastCrossWant = ""
-
 // sdncniCrossCase is sdncni with pod A on node 1 and pod B on node 2: with the fast path
 // off (sdncni-geneve: OVN's Geneve tunnel through both nodes' userspace OVS) or on
 // (sdncni-fast-cross: whatever path the fast path gives cross-node traffic; the
@@ -139,18 +133,52 @@ func (c *sdncniCrossCase) Setup(ctx context.Context) error {
 		}
 		c.rts[i] = rt
 	}
-	c.v = &crossVerifier{ovs: c.env.nodes[0].ovs(), excludeVXLAN: []string{vxlanDev}, want: pathGeneve}
-	if c.fast {
-		c.v.want = fastCrossWant
-	}
+	c.v = &crossVerifier{ovs: c.env.nodes[0].ovs(), excludeVXLAN: []string{vxlanDev}, want: c.wantPath()}
 	return nil
+}
+
+// wantPath is the path the case claims: Geneve with the fast path off; with it on, the
+// kernel's VXLAN when the controllers run the kernel cross-node path, and otherwise
+// whatever known path the counters show (the fast path hands cross-node traffic to
+// OVS), reported as such. A fall-back to Geneve with the kernel path on fails the case.
+func (c *sdncniCrossCase) wantPath() string {
+	switch {
+	case !c.fast:
+		return pathGeneve
+	case c.env.kernelCross:
+		return pathKernelVXLAN
+	}
+	return ""
 }
 
 func (c *sdncniCrossCase) AddPods(ctx context.Context, round int) (podPair, []time.Duration, error) {
 	if err := c.env.ensureController(ctx, c.fast); err != nil {
 		return podPair{}, nil, err
 	}
-	return crossPair(ctx, c.rts, round)
+	pair, took, err := crossPair(ctx, c.rts, round)
+	if err == nil && c.v.want == pathKernelVXLAN {
+		waitKernelPath(ctx, pair, c.v.excludeVXLAN)
+	}
+	return pair, took, err
+}
+
+// waitKernelPath pings from pod A to pod B until node 1's kernel VXLAN devices count
+// the echoes, for at most 10 s: the kernel path takes a peer's block only once that node
+// answers its probes (every second), which a freshly restarted controller may not have
+// seen yet. It returns in any case; the verifier reports the path the measurement took.
+func waitKernelPath(ctx context.Context, pair podPair, exclude []string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		before, err := vxlanCounters(nodeNetNS, exclude...)
+		if err != nil {
+			return
+		}
+		_ = inNetNS(ctx, pair.A.NetNS, "ping", "-q", "-c", "3", "-i", "0.2", "-W", "1", pair.B.IP.String()).Run()
+		after, err := vxlanCounters(nodeNetNS, exclude...)
+		if err != nil || after.TxPackets-before.TxPackets >= 3 {
+			return
+		}
+	}
 }
 
 func (c *sdncniCrossCase) DelPods(ctx context.Context) error { return delCross(ctx, c.rts) }
@@ -177,7 +205,12 @@ func (c *sdncniCrossCase) Info(ctx context.Context) map[string]string {
 	}
 	info := sdncniInfo(ctx, c.fast, v)
 	info["nodes"] = "pod a on " + nodeNetNS + ", pod b on " + node2NetNS
-	info["underlay"] = "OVS netdev br-phy on " + ovsULLink + ", a veth to Linux bridge " + ulBridge + " in " + underlayNetNS
+	info["underlay"] = "Geneve: OVS netdev br-phy on " + ovsULLink + ", a veth to Linux bridge " + ulBridge + " in " + underlayNetNS
+	if c.fast && c.env.kernelCross {
+		info["kernel_cross_node"] = fmt.Sprintf("on: --cross-node-vxlan %s over %s (the kernel underlay link)", crossNodeVXLANDev, kernelULLink)
+	} else if c.fast {
+		info["kernel_cross_node"] = "off (sdncni-controller has no --cross-node-vxlan, or --cross-node-fast off)"
+	}
 	if c.v != nil {
 		want := c.v.want
 		if want == "" {

@@ -25,7 +25,10 @@ type sdncniEnv struct {
 	startErr error
 	// tunnelErr says why the nodes have no Geneve tunnel to each other, nil when they do.
 	tunnelErr error
-	nodes     [2]*sdncniNode
+	// kernelCross: controllers with the fast path on also get the kernel cross-node
+	// path (--cross-node-vxlan over the kernel underlay link).
+	kernelCross bool
+	nodes       [2]*sdncniNode
 }
 
 // sdncniNode is one node of the environment and its controller.
@@ -46,6 +49,13 @@ const (
 )
 
 var sdncniAllocRanges = [2]string{"10.99.0.0/17", "10.99.128.0/17"}
+
+// crossNodeVXLANDev is the collect-metadata VXLAN device of sdncni's kernel cross-node
+// path on each node (its controller creates it).
+const crossNodeVXLANDev = namePrefix + "-kvx"
+
+// sdncniNetworkID is the VPN id of the controllers' default network (--network-id).
+const sdncniNetworkID = 1
 
 func newSdncniEnv(h *harness) *sdncniEnv {
 	e := &sdncniEnv{h: h}
@@ -114,7 +124,30 @@ func (e *sdncniEnv) start(ctx context.Context) error {
 		n.vars = vars
 	}
 	e.tunnelErr = e.waitTunnels(upCtx, 30*time.Second)
+	switch e.h.opts.CrossNodeFast {
+	case "on":
+		e.kernelCross = true
+	case "auto":
+		e.kernelCross = controllerHasFlag(ctx, e.controller(), "cross-node-vxlan")
+	}
 	return nil
+}
+
+// controllerHasFlag tells whether the controller binary lists flag in its usage.
+func controllerHasFlag(ctx context.Context, bin, flag string) bool {
+	out, _ := exec.CommandContext(ctx, bin, "-h").CombinedOutput() // -h exits non-zero
+	return strings.Contains(string(out), "-"+flag+" ")
+}
+
+// crossNodeArgs are the kernel cross-node path's controller flags for node n: the
+// device, its address on the kernel underlay link and the other node's block.
+func (n *sdncniNode) crossNodeArgs() []string {
+	j := 1 - n.idx
+	return []string{
+		"--cross-node-vxlan", crossNodeVXLANDev,
+		"--cross-node-underlay-ip", kernelULIP(n.idx).String(),
+		"--cross-node-peers", fmt.Sprintf("%d:%s=%s", sdncniNetworkID, sdncniAllocRanges[j], kernelULIP(j)),
+	}
 }
 
 // waitTunnels waits until each node's OVS has its Geneve port to the other node.
@@ -216,12 +249,13 @@ func (n *sdncniNode) ensureController(ctx context.Context, fast bool) error {
 	e := n.e
 	// --mtu 0 and the default --tunnel-tx-offload=auto: the pod MTU and tx offload come
 	// from the topology, as on a node of a multi-node cluster.
-	cmd := exec.Command("nsenter", "--net="+n.netnsPath(), "--", e.controller(),
+	args := []string{"--net=" + n.netnsPath(), "--", e.controller(),
 		"--socket", n.socket(),
 		"--ovs-db", n.vars["SDNCNI_OVS_DB"],
 		"--nb-db", n.vars["SDNCNI_NB_DB"],
 		"--bridge", n.bridge(),
 		"--network", "default",
+		"--network-id", fmt.Sprint(sdncniNetworkID),
 		"--cidr", sdncniCIDR,
 		"--alloc-range", sdncniAllocRanges[n.idx],
 		"--mtu", "0",
@@ -230,7 +264,11 @@ func (n *sdncniNode) ensureController(ctx context.Context, fast bool) error {
 		"--bpf-pin-dir", n.bpfPinDir(),
 		fmt.Sprintf("--fast-path=%t", fast),
 		"--metrics-addr", "127.0.0.1:0",
-	)
+	}
+	if fast && e.kernelCross {
+		args = append(args, n.crossNodeArgs()...)
+	}
+	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return notAvailable("start controller: %v", err)

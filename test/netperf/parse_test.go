@@ -111,6 +111,9 @@ func TestParseFlags(t *testing.T) {
 	require.NoError(t, o.validate())
 	o.Cases = []string{"nope"}
 	require.ErrorContains(t, o.validate(), "unknown case")
+	o.Cases = []string{caseUnderlay}
+	o.CrossNodeFast = "maybe"
+	require.ErrorContains(t, o.validate(), "--cross-node-fast")
 	o, err = parseFlags([]string{"--rounds", "2"})
 	require.NoError(t, err)
 	require.ErrorContains(t, o.validate(), "at least 3 rounds")

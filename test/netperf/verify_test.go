@@ -80,3 +80,26 @@ func TestOVSVerifierPath(t *testing.T) {
 	require.Error(t, err)
 	require.Empty(t, d.Path)
 }
+
+func TestCrossCaseWantPath(t *testing.T) {
+	for _, tt := range []struct {
+		fast, kernel bool
+		want         string
+	}{
+		{false, false, pathGeneve},
+		{false, true, pathGeneve},
+		{true, false, ""},
+		{true, true, pathKernelVXLAN},
+	} {
+		c := &sdncniCrossCase{fast: tt.fast, env: &sdncniEnv{kernelCross: tt.kernel}}
+		require.Equal(t, tt.want, c.wantPath(), "fast %t kernel %t", tt.fast, tt.kernel)
+	}
+}
+
+func TestCrossNodeArgs(t *testing.T) {
+	e := newSdncniEnv(&harness{})
+	require.Equal(t, []string{"--cross-node-vxlan", crossNodeVXLANDev, "--cross-node-underlay-ip", "100.66.0.1",
+		"--cross-node-peers", "1:10.99.128.0/17=100.66.0.2"}, e.nodes[0].crossNodeArgs())
+	require.Equal(t, []string{"--cross-node-vxlan", crossNodeVXLANDev, "--cross-node-underlay-ip", "100.66.0.2",
+		"--cross-node-peers", "1:10.99.0.0/17=100.66.0.1"}, e.nodes[1].crossNodeArgs())
+}
