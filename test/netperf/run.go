@@ -82,6 +82,15 @@ func run(ctx context.Context, o *options) (err error) {
 		return fmt.Errorf("two-node topology: %w", err)
 	}
 	h.nodePath = netnsPath(nodeNetNS)
+	for _, dp := range cases {
+		if env := sdncniEnvOf(dp); env != nil {
+			// Start OVS/OVN before any case registers its teardown, so that on the way
+			// out the cases' DELs run while the controllers still serve them; errors
+			// surface in the cases' Setup.
+			_ = env.up(ctx)
+			break
+		}
+	}
 	for i, dp := range cases {
 		h.cleanup.push("teardown "+dp.Name(), dp.Teardown)
 		results[i].Status = statusOK
@@ -182,6 +191,17 @@ func (h *harness) newCases() ([]datapath, []*CaseResult) {
 		results = append(results, &CaseResult{Name: name, Runs: []Run{}})
 	}
 	return cases, results
+}
+
+// sdncniEnvOf is the OVS/OVN environment of an sdncni case, nil for the others.
+func sdncniEnvOf(dp datapath) *sdncniEnv {
+	switch c := dp.(type) {
+	case *sdncniCase:
+		return c.env
+	case *sdncniCrossCase:
+		return c.env
+	}
+	return nil
 }
 
 // removeStale deletes pod namespaces a killed earlier run left behind. The node
