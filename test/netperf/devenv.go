@@ -268,6 +268,7 @@ func (n *sdncniNode) ensureController(ctx context.Context, fast bool) error {
 	if fast && e.kernelCross {
 		args = append(args, n.crossNodeArgs()...)
 	}
+	args = append(args, e.h.opts.ControllerArgs...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

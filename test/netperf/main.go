@@ -33,11 +33,13 @@ type options struct {
 	// CrossNodeFast is auto, on or off: whether the sdncni controllers get the kernel
 	// cross-node path's flags (auto: when the controller has them).
 	CrossNodeFast string `json:"cross_node_fast"`
-	Quick         bool   `json:"quick"`
-	Keep          bool   `json:"keep"`
-	Out           string `json:"out"`
-	From          string `json:"from,omitempty"`
-	Repo          string `json:"repo"`
+	// ControllerArgs are appended to every sdncni controller's command line.
+	ControllerArgs []string `json:"controller_args,omitempty"`
+	Quick          bool     `json:"quick"`
+	Keep           bool     `json:"keep"`
+	Out            string   `json:"out"`
+	From           string   `json:"from,omitempty"`
+	Repo           string   `json:"repo"`
 }
 
 func defaultOptions() *options {
@@ -104,6 +106,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.Out, "out", "", "output directory (default test/netperf/out/<timestamp>)")
 	fs.StringVar(&o.CrossNodeFast, "cross-node-fast", o.CrossNodeFast,
 		"kernel cross-node fast path for the sdncni controllers: on, off, or auto (on when sdncni-controller has --cross-node-vxlan)")
+	fs.Func("controller-arg", "append this argument to every sdncni controller's command line (repeatable), e.g. --controller-arg=--tunnel-tx-offload=on",
+		func(s string) error {
+			o.ControllerArgs = append(o.ControllerArgs, s)
+			return nil
+		})
 	fs.BoolVar(&o.Quick, "quick", false, "smoke test under two minutes: 3 rounds of 2s, fewer round trips")
 	fs.BoolVar(&o.Keep, "keep", false, "leave namespaces, daemons and the work dir in place")
 	fs.StringVar(&o.From, "from", "", "measure nothing: re-render results.md and the charts from this results.json (into --out, default its directory)")
