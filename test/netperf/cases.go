@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -12,15 +13,52 @@ import (
 // its reason and never with numbers.
 var ErrNotAvailable = errors.New("not available")
 
-// Case names, in report order.
+// Case names, in report order: the same-node cases, then the cross-node ones.
 const (
 	caseVeth       = "veth"
 	caseBridge     = "bridge"
 	caseSdncniOVS  = "sdncni-ovs"
 	caseSdncniFast = "sdncni-fast"
+
+	caseUnderlay        = "underlay"
+	caseVXLANBridge     = "vxlan-bridge"
+	caseSdncniGeneve    = "sdncni-geneve"
+	caseSdncniFastCross = "sdncni-fast-cross"
 )
 
-var allCases = []string{caseVeth, caseBridge, caseSdncniOVS, caseSdncniFast}
+var allCases = []string{
+	caseVeth, caseBridge, caseSdncniOVS, caseSdncniFast,
+	caseUnderlay, caseVXLANBridge, caseSdncniGeneve, caseSdncniFastCross,
+}
+
+// group is a set of cases compared with each other and with two references of their own.
+type group struct {
+	Name  string
+	Title string
+	Cases []string
+	// Refs are the references every case's medians are divided by: the usual choice of
+	// a user first, the physical limit second.
+	Refs [2]string
+	// Chart file name prefix ("" for the same-node charts, named as before).
+	ChartPrefix string
+}
+
+var groups = []group{
+	{Name: "same-node", Title: "Same node", Cases: []string{caseVeth, caseBridge, caseSdncniOVS, caseSdncniFast},
+		Refs: [2]string{caseBridge, caseVeth}},
+	{Name: "cross-node", Title: "Across nodes", Cases: []string{caseUnderlay, caseVXLANBridge, caseSdncniGeneve, caseSdncniFastCross},
+		Refs: [2]string{caseVXLANBridge, caseUnderlay}, ChartPrefix: "cross-"},
+}
+
+// groupOf is the group a case belongs to; unknown names fall in the first.
+func groupOf(caseName string) group {
+	for _, g := range groups {
+		if slices.Contains(g.Cases, caseName) {
+			return g
+		}
+	}
+	return groups[0]
+}
 
 // pod is one end of a measurement: a network namespace with an address.
 type pod struct {
@@ -62,14 +100,32 @@ func podNetNSName(caseName, suffix string) string {
 
 // verifier reads the datapath's own counters around a measurement.
 type verifier interface {
-	snapshot(ctx context.Context) (counters, error)
+	snapshot(ctx context.Context) (snapshot, error)
 	// check judges the counter deltas against the payload bytes the measurement moved;
-	// it returns a short description of what it saw, and an error when the traffic did
-	// not take the claimed path.
-	check(before, after counters, movedBytes int64) (string, error)
+	// it returns what it saw and the path that carried the traffic, and an error when
+	// that was not the claimed path.
+	check(before, after snapshot, movedBytes int64) (verdict, error)
 }
+
+// verdict is what a verifier concluded about one measurement.
+type verdict struct {
+	Desc string
+	Path string
+}
+
+// snapshot holds counters by source ("ovs", "ul0", …).
+type snapshot map[string]counters
 
 // counters are byte and packet totals summed over a set of ports.
 type counters struct {
 	RxBytes, TxBytes, RxPackets, TxPackets int64
+}
+
+func (c counters) add(d counters) counters {
+	return counters{c.RxBytes + d.RxBytes, c.TxBytes + d.TxBytes, c.RxPackets + d.RxPackets, c.TxPackets + d.TxPackets}
+}
+
+// bytesSince is the rx+tx bytes counted since before.
+func (c counters) bytesSince(before counters) int64 {
+	return c.RxBytes - before.RxBytes + c.TxBytes - before.TxBytes
 }

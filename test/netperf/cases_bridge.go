@@ -10,7 +10,9 @@ import (
 // bridgeCase is the reference bridge plugin with host-local IPAM. isGateway is false:
 // the two pods share one subnet on one bridge, so pod-to-pod traffic is switched at L2
 // and a gateway address is not on the path; leaving it off also keeps the plugin from
-// touching ip_forward (harmless inside the node namespace, but not needed).
+// touching ip_forward (harmless inside the node namespace, but not needed). The pod MTU
+// is the vxlan-bridge case's, underlay − 50: what flannel gives the bridge plugin on a
+// node of a multi-node cluster.
 type bridgeCase struct {
 	h  *harness
 	rt *cniRuntime
@@ -38,10 +40,11 @@ func bridgeConfList(mtu int, dataDir string) string {
 }
 
 func (c *bridgeCase) Name() string       { return caseBridge }
+func (c *bridgeCase) mtu() int           { return c.h.topo.mtu - vxlanOverhead }
 func (c *bridgeCase) Verifier() verifier { return nil }
 
 func (c *bridgeCase) Setup(ctx context.Context) error {
-	conf := bridgeConfList(c.h.opts.MTU, filepath.Join(c.h.work, "host-local"))
+	conf := bridgeConfList(c.mtu(), filepath.Join(c.h.work, "host-local"))
 	rt, err := newCNIRuntime(caseBridge, conf, c.h.cniBin, filepath.Join(c.h.work, "cni-cache"), c.h.nodePath, nil)
 	if err != nil {
 		return err
@@ -69,7 +72,7 @@ func (c *bridgeCase) Teardown(ctx context.Context) error { return c.DelPods(ctx)
 
 func (c *bridgeCase) Info(ctx context.Context) map[string]string {
 	return map[string]string{
-		"datapath": "Linux bridge " + bridgeName + " in the node namespace (containernetworking/plugins bridge + host-local, isGateway=false)",
+		"datapath": fmt.Sprintf("Linux bridge %s in node 1's namespace (containernetworking/plugins bridge + host-local, isGateway=false, MTU %d)", bridgeName, c.mtu()),
 		"plugins":  "containernetworking/plugins " + c.h.pluginsVersion,
 	}
 }

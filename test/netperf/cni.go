@@ -143,11 +143,23 @@ func (r *cniRuntime) addPair(ctx context.Context, round int) (pair podPair, took
 
 // delAll deletes every pod still attached, plus the namespaces of the fixed pod names.
 func (r *cniRuntime) delAll(ctx context.Context) error {
+	return errors.Join(r.delAttached(ctx), r.delFixedNetNS(ctx))
+}
+
+// delAttached runs DEL for every pod still attached and deletes its namespace.
+func (r *cniRuntime) delAttached(ctx context.Context) error {
 	var errs []error
 	for name := range r.added {
 		_, err := r.delPod(ctx, name)
 		errs = append(errs, err)
 	}
+	return errors.Join(errs...)
+}
+
+// delFixedNetNS deletes the namespaces of the fixed pod names of the case, whoever
+// created them.
+func (r *cniRuntime) delFixedNetNS(ctx context.Context) error {
+	var errs []error
 	for _, s := range []string{"a", "b", "loop"} {
 		errs = append(errs, delNetNS(ctx, podNetNSName(r.caseName, s)))
 	}

@@ -10,29 +10,67 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
-// sdncniEnv is the OVS/OVN environment (hack/dev-env.sh) and the sdncni controller,
-// shared by the sdncni cases. Only one controller runs at a time; switching between the
-// fast-path and OVS-only cases restarts it with the other --fast-path value.
+// sdncniEnv is the OVS/OVN environment (hack/dev-env.sh) on the two-node topology —
+// one OVN central, and in each node namespace an ovs-vswitchd, an ovn-controller and
+// Geneve over the underlay — and the sdncni controller of each node, shared by the
+// sdncni cases. Both controllers run with the same --fast-path; switching between the
+// fast-path and OVS-only cases restarts them with the other value.
 type sdncniEnv struct {
 	h        *harness
 	started  bool
 	startErr error
-	vars     map[string]string
+	// tunnelErr says why the nodes have no Geneve tunnel to each other, nil when they do.
+	tunnelErr error
+	// kernelCross: controllers with the fast path on also get the kernel cross-node
+	// path (--cross-node-vxlan over the kernel underlay link).
+	kernelCross bool
+	nodes       [2]*sdncniNode
+}
+
+// sdncniNode is one node of the environment and its controller.
+type sdncniNode struct {
+	e     *sdncniEnv
+	idx   int
+	netns string
+	vars  map[string]string
 
 	ctrl     *exec.Cmd
 	ctrlFast bool
 	ctrlDone chan struct{}
 }
 
+// Pod addresses: one network, each node allocating from its half.
+const (
+	sdncniCIDR = "10.99.0.0/16"
+)
+
+var sdncniAllocRanges = [2]string{"10.99.0.0/17", "10.99.128.0/17"}
+
+// crossNodeVXLANDev is the collect-metadata VXLAN device of sdncni's kernel cross-node
+// path on each node (its controller creates it).
+const crossNodeVXLANDev = namePrefix + "-kvx"
+
+// sdncniNetworkID is the VPN id of the controllers' default network (--network-id).
+const sdncniNetworkID = 1
+
+func newSdncniEnv(h *harness) *sdncniEnv {
+	e := &sdncniEnv{h: h}
+	for i, n := range nodeNetNSes {
+		e.nodes[i] = &sdncniNode{e: e, idx: i, netns: n}
+	}
+	return e
+}
+
 func (e *sdncniEnv) dir() string        { return filepath.Join(e.h.work, "ovn") }
-func (e *sdncniEnv) socket() string     { return filepath.Join(e.h.work, "cni.sock") }
-func (e *sdncniEnv) bpfPinDir() string  { return "/sys/fs/bpf/" + namePrefix }
 func (e *sdncniEnv) script() string     { return filepath.Join(e.h.repo, "hack", "dev-env.sh") }
 func (e *sdncniEnv) controller() string { return filepath.Join(e.h.repo, "bin", "sdncni-controller") }
+
+func (n *sdncniNode) name() string      { return fmt.Sprintf("node%d", n.idx+1) }
+func (n *sdncniNode) socket() string    { return filepath.Join(n.e.h.work, "cni-"+n.name()+".sock") }
+func (n *sdncniNode) bpfPinDir() string { return "/sys/fs/bpf/" + n.netns }
 
 func notAvailable(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrNotAvailable, fmt.Sprintf(format, args...))
@@ -63,152 +101,86 @@ func (e *sdncniEnv) start(ctx context.Context) error {
 	upCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	e.h.cleanup.push("dev-env down", e.down)
-	out, err := exec.CommandContext(upCtx, e.script(), "up", "--dir", e.dir(), "--netns", nodeNetNS).CombinedOutput()
-	if err != nil {
-		return notAvailable("hack/dev-env.sh up: %v: %s", err, lastLine(string(out)))
-	}
-	vars, err := readEnvFile(filepath.Join(e.dir(), "env"))
-	if err != nil {
-		return notAvailable("dev-env: %v", err)
-	}
-	for _, k := range []string{"SDNCNI_OVS_DB", "SDNCNI_NB_DB"} {
-		if vars[k] == "" {
-			return notAvailable("dev-env env file has no %s", k)
+	for i, n := range e.nodes {
+		cmd := "node-up"
+		if i == 0 {
+			cmd = "up" // the central too
 		}
+		out, err := exec.CommandContext(upCtx, e.script(), cmd, "--dir", e.dir(), "--netns", n.netns,
+			"--encap-ip", encapCIDRs[i], "--underlay", underlayNetNS).CombinedOutput()
+		if err != nil {
+			return notAvailable("hack/dev-env.sh %s %s: %v: %s", cmd, n.netns, err, lastLine(string(out)))
+		}
+		vars, err := readEnvFile(filepath.Join(e.dir(), "node-"+n.netns, "env"))
+		if err != nil {
+			return notAvailable("dev-env: %v", err)
+		}
+		for _, k := range []string{"SDNCNI_OVS_DB", "SDNCNI_NB_DB"} {
+			if vars[k] == "" {
+				return notAvailable("dev-env env file of %s has no %s", n.netns, k)
+			}
+		}
+		n.vars = vars
 	}
-	e.vars = vars
+	e.tunnelErr = e.waitTunnels(upCtx, 30*time.Second)
+	switch e.h.opts.CrossNodeFast {
+	case "on":
+		e.kernelCross = true
+	case "auto":
+		e.kernelCross = controllerHasFlag(ctx, e.controller(), "cross-node-vxlan")
+	}
 	return nil
 }
 
-// netnsPath is where OVS and the controller run: the env file's namespace, or ours.
-func (e *sdncniEnv) netnsPath() string {
-	if p := e.vars["SDNCNI_NETNS_PATH"]; p != "" {
+// netnsPath is where the node's OVS and controller run.
+func (n *sdncniNode) netnsPath() string {
+	if p := n.vars["SDNCNI_NETNS_PATH"]; p != "" {
 		return p
 	}
-	return netnsPath(nodeNetNS)
+	return netnsPath(n.netns)
 }
 
-// vswitchdPID is the environment's ovs-vswitchd PID, 0 when unknown.
-func (e *sdncniEnv) vswitchdPID() int {
-	if f := e.vars["SDNCNI_VSWITCHD_PIDFILE"]; f != "" {
+// vswitchdPID is the node's ovs-vswitchd PID, 0 when unknown.
+func (n *sdncniNode) vswitchdPID() int {
+	if f := n.vars["SDNCNI_VSWITCHD_PIDFILE"]; f != "" {
 		return findPID(filepath.Dir(f), filepath.Base(f))
 	}
-	return findPID(e.dir(), "ovs-vswitchd.pid")
+	return 0
 }
 
 // mgmtSocket is the bridge's OpenFlow management socket in ovs-vswitchd's run
 // directory (the node directory of the dev-env), "" when it is not there.
-func (e *sdncniEnv) mgmtSocket() string {
-	dir := e.vars["SDNCNI_NODE_DIR"]
+func (n *sdncniNode) mgmtSocket() string {
+	dir := n.vars["SDNCNI_NODE_DIR"]
 	if dir == "" {
 		return ""
 	}
-	p := filepath.Join(dir, e.bridge()+".mgmt")
+	p := filepath.Join(dir, n.bridge()+".mgmt")
 	if _, err := os.Stat(p); err != nil {
 		return ""
 	}
 	return p
 }
 
-func (e *sdncniEnv) bridge() string {
-	if b := e.vars["SDNCNI_BRIDGE"]; b != "" {
+func (n *sdncniNode) bridge() string {
+	if b := n.vars["SDNCNI_BRIDGE"]; b != "" {
 		return b
 	}
 	return "br-int"
 }
 
-// ensureController makes sure a controller with the given fast-path setting serves the
-// CNI socket, restarting it when the other setting is running.
-func (e *sdncniEnv) ensureController(ctx context.Context, fast bool) error {
-	if err := e.up(ctx); err != nil {
-		return err
-	}
-	if e.ctrl != nil && e.ctrlFast == fast {
-		select {
-		case <-e.ctrlDone:
-			return fmt.Errorf("controller exited; see %s", e.logPath(fast))
-		default:
-			return nil
-		}
-	}
-	if err := e.stopController(ctx); err != nil {
-		return err
-	}
-	_ = os.Remove(e.socket())
-	logf, err := os.Create(e.logPath(fast))
-	if err != nil {
-		return fmt.Errorf("create controller log: %w", err)
-	}
-	defer logf.Close()
-	cmd := exec.Command("nsenter", "--net="+e.netnsPath(), "--", e.controller(),
-		"--socket", e.socket(),
-		"--ovs-db", e.vars["SDNCNI_OVS_DB"],
-		"--nb-db", e.vars["SDNCNI_NB_DB"],
-		"--bridge", e.bridge(),
-		"--network", "default",
-		"--cidr", "10.99.0.0/16",
-		"--mtu", fmt.Sprint(e.h.opts.MTU),
-		"--ipam-store", filepath.Join(e.h.work, "ipam.json"),
-		"--bpf-pin-dir", e.bpfPinDir(),
-		fmt.Sprintf("--fast-path=%t", fast),
-		"--metrics-addr", "127.0.0.1:0",
-	)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return notAvailable("start controller: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	e.ctrl, e.ctrlFast, e.ctrlDone = cmd, fast, done
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if fi, err := os.Stat(e.socket()); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return nil
-		}
-		select {
-		case <-done:
-			e.ctrl = nil
-			return notAvailable("controller exited (%s) before its socket appeared — not built yet? log: %s",
-				cmd.ProcessState, lastLine(readTail(e.logPath(fast))))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return notAvailable("controller socket %s did not appear within 30s", e.socket())
-		}
-	}
+// ovs is a verifier over the node's integration bridge.
+func (n *sdncniNode) ovs() *ovsVerifier {
+	return &ovsVerifier{db: n.vars["SDNCNI_OVS_DB"], bridge: n.bridge(), mgmt: n.mgmtSocket()}
 }
 
-func (e *sdncniEnv) logPath(fast bool) string {
-	return filepath.Join(e.h.out, fmt.Sprintf("controller-fast-%t.log", fast))
-}
-
-// stopController ends the controller we started, by PID: SIGTERM, then SIGKILL.
-func (e *sdncniEnv) stopController(ctx context.Context) error {
-	if e.ctrl == nil {
-		return nil
-	}
-	cmd, done := e.ctrl, e.ctrlDone
-	e.ctrl = nil
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	return nil
-}
-
-// down stops the controller and the environment; idempotent.
+// down stops the controllers and the environment; idempotent.
 func (e *sdncniEnv) down(ctx context.Context) error {
 	var errs []error
-	errs = append(errs, e.stopController(ctx))
-	_ = os.RemoveAll(e.bpfPinDir())
+	for _, n := range e.nodes {
+		errs = append(errs, n.stopController(ctx))
+		_ = os.RemoveAll(n.bpfPinDir())
+	}
 	if _, err := os.Stat(e.dir()); err == nil {
 		out, err := exec.CommandContext(ctx, e.script(), "down", "--dir", e.dir()).CombinedOutput()
 		if err != nil {

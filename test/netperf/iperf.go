@@ -42,8 +42,10 @@ type IperfRun struct {
 	ClientCPU float64 `json:"client_cpu_s"`
 	ServerCPU float64 `json:"server_cpu_s"`
 	OVSCPU    float64 `json:"ovs_cpu_s"`
-	// Verification says what the datapath's counters showed, when the case has any.
+	// Verification says what the datapath's counters showed, when the case has any,
+	// and Path the path they show the traffic took (verify.go).
 	Verification string `json:"verification,omitempty"`
+	Path         string `json:"path,omitempty"`
 }
 
 // Gbps is the received throughput in Gbit/s.
@@ -118,9 +120,10 @@ func iperfClientArgs(kind string, server string, o *options) []string {
 	return args
 }
 
-// runIperf runs one iperf3 measurement from pod A to pod B. ovsPID, when not 0, is
-// ovs-vswitchd's PID for CPU accounting; v, when not nil, checks the path taken.
-func runIperf(ctx context.Context, pair podPair, kind string, o *options, ovsPID int, v verifier) (*IperfRun, error) {
+// runIperf runs one iperf3 measurement from pod A to pod B. ovsPIDs are the
+// ovs-vswitchd processes whose CPU the run is charged with; v, when not nil, checks the
+// path taken.
+func runIperf(ctx context.Context, pair podPair, kind string, o *options, ovsPIDs []int, v verifier) (*IperfRun, error) {
 	srvCtx, cancel := context.WithTimeout(ctx, o.Duration+60*time.Second)
 	defer cancel()
 	var srvOut bytes.Buffer
@@ -144,7 +147,7 @@ func runIperf(ctx context.Context, pair podPair, kind string, o *options, ovsPID
 		return nil, fmt.Errorf("iperf3 server: %w: %s", err, lastLine(srvOut.String()))
 	}
 
-	var before counters
+	var before snapshot
 	if v != nil {
 		var err error
 		if before, err = v.snapshot(ctx); err != nil {
@@ -152,7 +155,7 @@ func runIperf(ctx context.Context, pair podPair, kind string, o *options, ovsPID
 			return nil, err
 		}
 	}
-	ovsBefore := procCPUSeconds(ovsPID)
+	ovsBefore := procsCPUSeconds(ovsPIDs)
 
 	args := iperfClientArgs(kind, pair.B.IP.String(), o)
 	cli := inNetNS(srvCtx, pair.A.NetNS, "iperf3", args...)
@@ -165,7 +168,7 @@ func runIperf(ctx context.Context, pair podPair, kind string, o *options, ovsPID
 	case <-time.After(15 * time.Second):
 		stopServer()
 	}
-	ovsAfter := procCPUSeconds(ovsPID)
+	ovsAfter := procsCPUSeconds(ovsPIDs)
 
 	run, err := parseIperf(out)
 	if err != nil {
@@ -178,16 +181,14 @@ func runIperf(ctx context.Context, pair podPair, kind string, o *options, ovsPID
 	run.Args = args
 	run.ClientCPU = cpuSeconds(cli.ProcessState)
 	run.ServerCPU = cpuSeconds(srv.ProcessState)
-	if ovsPID != 0 {
-		run.OVSCPU = ovsAfter - ovsBefore
-	}
+	run.OVSCPU = ovsAfter - ovsBefore
 	if v != nil {
 		after, err := v.snapshot(ctx)
 		if err != nil {
 			return nil, err
 		}
-		desc, err := v.check(before, after, run.Bytes)
-		run.Verification = desc
+		d, err := v.check(before, after, run.Bytes)
+		run.Verification, run.Path = d.Desc, d.Path
 		if err != nil {
 			return run, fmt.Errorf("verify %s: %w", kind, err)
 		}

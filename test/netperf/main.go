@@ -30,18 +30,23 @@ type options struct {
 	ConnectLimit time.Duration `json:"connect_limit"`
 	AddLoop      int           `json:"add_loop"`
 	AddLoopLimit time.Duration `json:"add_loop_limit"`
-	Quick        bool          `json:"quick"`
-	Keep         bool          `json:"keep"`
-	Out          string        `json:"out"`
-	From         string        `json:"from,omitempty"`
-	Repo         string        `json:"repo"`
+	// CrossNodeFast is auto, on or off: whether the sdncni controllers get the kernel
+	// cross-node path's flags (auto: when the controller has them).
+	CrossNodeFast string `json:"cross_node_fast"`
+	// ControllerArgs are appended to every sdncni controller's command line.
+	ControllerArgs []string `json:"controller_args,omitempty"`
+	Quick          bool     `json:"quick"`
+	Keep           bool     `json:"keep"`
+	Out            string   `json:"out"`
+	From           string   `json:"from,omitempty"`
+	Repo           string   `json:"repo"`
 }
 
 func defaultOptions() *options {
 	return &options{
 		Duration: 5 * time.Second, Rounds: 5, Cases: allCases, MsgSize: 1, UDPRate: "1G", MTU: 1500,
 		RRCount: 50000, RRLimit: 10 * time.Second, ConnectCount: 10000, ConnectLimit: 3 * time.Second,
-		AddLoop: 10, AddLoopLimit: 60 * time.Second,
+		AddLoop: 10, AddLoopLimit: 60 * time.Second, CrossNodeFast: "auto",
 	}
 }
 
@@ -76,6 +81,9 @@ func (o *options) validate() error {
 	if o.RRCount < 1 || o.ConnectCount < 1 {
 		return errors.New("--rr-count and --connect-count must be positive")
 	}
+	if !slices.Contains([]string{"auto", "on", "off"}, o.CrossNodeFast) {
+		return fmt.Errorf("--cross-node-fast %q: want auto, on or off", o.CrossNodeFast)
+	}
 	if o.Out == "" || o.Repo == "" {
 		return errors.New("output and repository directories must be set")
 	}
@@ -96,6 +104,13 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.ConnectCount, "connect-count", o.ConnectCount, "TCP connects per run (also bounded in time)")
 	fs.IntVar(&o.AddLoop, "add-loop", o.AddLoop, "pod ADD/DEL iterations per plugin after the rounds")
 	fs.StringVar(&o.Out, "out", "", "output directory (default test/netperf/out/<timestamp>)")
+	fs.StringVar(&o.CrossNodeFast, "cross-node-fast", o.CrossNodeFast,
+		"kernel cross-node fast path for the sdncni controllers: on, off, or auto (on when sdncni-controller has --cross-node-vxlan)")
+	fs.Func("controller-arg", "append this argument to every sdncni controller's command line (repeatable), e.g. --controller-arg=--tunnel-tx-offload=on",
+		func(s string) error {
+			o.ControllerArgs = append(o.ControllerArgs, s)
+			return nil
+		})
 	fs.BoolVar(&o.Quick, "quick", false, "smoke test under two minutes: 3 rounds of 2s, fewer round trips")
 	fs.BoolVar(&o.Keep, "keep", false, "leave namespaces, daemons and the work dir in place")
 	fs.StringVar(&o.From, "from", "", "measure nothing: re-render results.md and the charts from this results.json (into --out, default its directory)")

@@ -32,13 +32,13 @@ func (h *harness) runRound(ctx context.Context, dp datapath, cr *CaseResult, rou
 	if cr.Offloads == "" {
 		cr.Offloads = offloads(ctx, pair.A)
 	}
-	ovsPID := h.ovsPID(dp)
+	ovsPIDs := h.ovsPIDs(dp)
 	for _, k := range []struct {
 		kind string
 		dst  **IperfRun
 	}{{kindTCP1, &run.TCP1}, {kindTCP4, &run.TCP4}, {kindUDP, &run.UDP}} {
 		h.prog.step("%s: iperf3 %s", label, k.kind)
-		r, err := runIperf(ctx, pair, k.kind, o, ovsPID, dp.Verifier())
+		r, err := runIperf(ctx, pair, k.kind, o, ovsPIDs, dp.Verifier())
 		if err != nil {
 			return fmt.Errorf("iperf3 %s: %w", k.kind, err)
 		}
@@ -60,13 +60,16 @@ func (h *harness) runRound(ctx context.Context, dp datapath, cr *CaseResult, rou
 	return nil
 }
 
-// ovsPID is ovs-vswitchd's PID for the sdncni cases, whose datapath it is; 0 otherwise.
-func (h *harness) ovsPID(dp datapath) int {
-	sc, ok := dp.(*sdncniCase)
-	if !ok {
-		return 0
+// ovsPIDs are the ovs-vswitchd processes on the path of an sdncni case: node 1's for
+// the same-node cases, both nodes' for the cross-node ones; none for the others.
+func (h *harness) ovsPIDs(dp datapath) []int {
+	switch c := dp.(type) {
+	case *sdncniCase:
+		return []int{c.env.nodes[0].vswitchdPID()}
+	case *sdncniCrossCase:
+		return []int{c.env.nodes[0].vswitchdPID(), c.env.nodes[1].vswitchdPID()}
 	}
-	return sc.env.vswitchdPID()
+	return nil
 }
 
 // addDelLoop times o.AddLoop ADD/DEL pairs of one extra pod, bounded in time.

@@ -78,7 +78,9 @@ func offloads(ctx context.Context, p pod) string {
 	var keep []string
 	for _, line := range strings.Split(string(out), "\n") {
 		l := strings.TrimSpace(line)
-		for _, p := range []string{"rx-checksumming:", "tx-checksumming:", "tcp-segmentation-offload:", "generic-segmentation-offload:", "generic-receive-offload:"} {
+		// tx-tcp-segmentation besides the summary: on Linux 6.18 the summary also counts
+		// tx-tcp-accecn-segmentation, which stays on with tx checksumming off.
+		for _, p := range []string{"rx-checksumming:", "tx-checksumming:", "tcp-segmentation-offload:", "tx-tcp-segmentation:", "generic-segmentation-offload:", "generic-receive-offload:"} {
 			if strings.HasPrefix(l, p) {
 				keep = append(keep, l)
 			}

@@ -14,8 +14,10 @@ import (
 	"github.com/sdncni/sdncni/internal/testenv"
 )
 
-// TestQuickRun runs the harness in --quick mode on the veth and bridge cases and checks
-// that results.json is well formed and every number traces back to a real run.
+// TestQuickRun runs the harness in --quick mode on the cases that need no OVS — veth and
+// bridge on one node, underlay and vxlan-bridge across the two — and checks that
+// results.json is well formed, every number traces back to a real run and the
+// cross-node traffic took the path each case claims.
 func TestQuickRun(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "iperf3", "nsenter", "ethtool", "ip", "go")
@@ -23,7 +25,7 @@ func TestQuickRun(t *testing.T) {
 	o := defaultOptions()
 	o.Quick = true
 	o.applyQuick()
-	o.Cases = []string{caseVeth, caseBridge}
+	o.Cases = []string{caseVeth, caseBridge, caseUnderlay, caseVXLANBridge}
 	o.Out = t.TempDir()
 	repo, err := repoRoot()
 	require.NoError(t, err)
@@ -51,7 +53,7 @@ func TestQuickRun(t *testing.T) {
 	require.True(t, m.End.After(m.Start))
 	require.Equal(t, o.Rounds, m.Flags.Rounds)
 
-	require.Len(t, res.Cases, 2)
+	require.Len(t, res.Cases, 4)
 	byName := map[string]*CaseResult{}
 	for _, c := range res.Cases {
 		require.Equal(t, statusOK, c.Status, "%s: %s", c.Name, c.Reason)
@@ -61,18 +63,28 @@ func TestQuickRun(t *testing.T) {
 	}
 	checkInterleaved(t, res.Cases, o.Rounds)
 	require.NotEmpty(t, byName[caseBridge].AddLoop, "bridge ADD/DEL loop ran")
+	for name, path := range map[string]string{caseUnderlay: pathUnderlay, caseVXLANBridge: pathVXLANBridge} {
+		for _, r := range byName[name].Runs {
+			for _, ip := range []*IperfRun{r.TCP1, r.TCP4, r.UDP} {
+				require.Equal(t, path, ip.Path, "%s round %d %s: %s", name, r.Round, ip.Kind, ip.Verification)
+			}
+		}
+	}
 
 	// Ratios recomputed from the raw runs' medians match the report.
 	for _, c := range res.Cases {
 		for _, mt := range metrics {
-			if !mt.PerRun {
+			if !mt.PerRun || (mt.Name == mAdd && c.Name == caseUnderlay) {
 				continue
 			}
 			sp, ok := spreadOf(c.samples(mt.Name))
 			require.True(t, ok)
 			got := c.Summary[mt.Name]
 			require.InDelta(t, sp.Median, got.Median, 1e-9, "%s %s", c.Name, mt.Name)
-			for ref, r := range map[string]*float64{caseBridge: got.VsBridge, caseVeth: got.VsVeth} {
+			g := groupOf(c.Name)
+			vs := got.vsRefs(g)
+			for i, ref := range g.Refs {
+				r := vs[i]
 				refMed, _ := spreadOf(byName[ref].samples(mt.Name))
 				if refMed.Median == 0 {
 					require.Nil(t, r)
@@ -98,7 +110,7 @@ func checkRuns(t *testing.T, c *CaseResult, o *options, start, end time.Time) {
 	require.GreaterOrEqual(t, len(c.Runs), o.Rounds, c.Name)
 	for _, r := range c.Runs {
 		for _, mt := range metrics {
-			if mt.PerRun {
+			if mt.PerRun && (mt.Name != mAdd || c.Name != caseUnderlay) { // the underlay adds no pods
 				require.Contains(t, r.Metrics, mt.Name, "%s round %d", c.Name, r.Round)
 			}
 		}
@@ -121,8 +133,10 @@ func checkRuns(t *testing.T, c *CaseResult, o *options, start, end time.Time) {
 		require.LessOrEqual(t, r.RR.P50us, r.RR.P99us)
 		require.Positive(t, r.Connect.Count)
 		require.Positive(t, r.Metrics[mConnect])
-		require.NotEmpty(t, r.AddMS)
-		require.Positive(t, r.Metrics[mAdd])
+		if c.Name != caseUnderlay {
+			require.NotEmpty(t, r.AddMS)
+			require.Positive(t, r.Metrics[mAdd])
+		}
 	}
 }
 

@@ -41,7 +41,16 @@ func (v *ovsVerifier) vsctl(ctx context.Context, args ...string) (string, error)
 	return string(out), nil
 }
 
-func (v *ovsVerifier) snapshot(ctx context.Context) (counters, error) {
+func (v *ovsVerifier) snapshot(ctx context.Context) (snapshot, error) {
+	c, err := v.portCounters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return snapshot{"ovs": c}, nil
+}
+
+// portCounters sums the counters of every port on the bridge.
+func (v *ovsVerifier) portCounters(ctx context.Context) (counters, error) {
 	if v.mgmt != "" {
 		out, err := exec.CommandContext(ctx, "ovs-ofctl", "-O", "OpenFlow13", "dump-ports", "unix:"+v.mgmt).CombinedOutput()
 		if err != nil {
@@ -175,8 +184,16 @@ func parseOVSStatistics(s string) (counters, error) {
 	return c, nil
 }
 
-func (v *ovsVerifier) check(before, after counters, moved int64) (string, error) {
-	return judgeOVSCounters(v.fast, before, after, moved)
+func (v *ovsVerifier) check(before, after snapshot, moved int64) (verdict, error) {
+	desc, err := judgeOVSCounters(v.fast, before["ovs"], after["ovs"], moved)
+	d := verdict{Desc: desc}
+	if err == nil {
+		d.Path = pathOVS
+		if v.fast {
+			d.Path = pathFast
+		}
+	}
+	return d, err
 }
 
 func judgeOVSCounters(fast bool, before, after counters, moved int64) (string, error) {
@@ -218,6 +235,15 @@ func procCPUSeconds(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100
+}
+
+// procsCPUSeconds sums procCPUSeconds over pids.
+func procsCPUSeconds(pids []int) float64 {
+	sum := 0.0
+	for _, pid := range pids {
+		sum += procCPUSeconds(pid)
+	}
+	return sum
 }
 
 // findPID reads the first pidfile named name under dir; 0 when there is none or the

@@ -104,13 +104,18 @@ func TestReadEnvFile(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	o, err := parseFlags([]string{"--quick", "--cases", "veth, bridge", "--out", "/tmp/x"})
+	o, err := parseFlags([]string{"--quick", "--cases", "veth, bridge", "--out", "/tmp/x",
+		"--controller-arg=--tunnel-tx-offload=on", "--controller-arg", "-v=1"})
 	require.NoError(t, err)
+	require.Equal(t, []string{"--tunnel-tx-offload=on", "-v=1"}, o.ControllerArgs)
 	require.Equal(t, []string{"veth", "bridge"}, o.Cases)
 	require.Equal(t, 3, o.Rounds)
 	require.NoError(t, o.validate())
 	o.Cases = []string{"nope"}
 	require.ErrorContains(t, o.validate(), "unknown case")
+	o.Cases = []string{caseUnderlay}
+	o.CrossNodeFast = "maybe"
+	require.ErrorContains(t, o.validate(), "--cross-node-fast")
 	o, err = parseFlags([]string{"--rounds", "2"})
 	require.NoError(t, err)
 	require.ErrorContains(t, o.validate(), "at least 3 rounds")

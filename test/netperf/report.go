@@ -29,12 +29,21 @@ func writeReport(dir string, res *Results) error {
 	if err := os.WriteFile(filepath.Join(dir, fileMarkdown), []byte(markdown(res)), 0o644); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
-	if err := drawChart(filepath.Join(dir, fileThroughput), "Throughput (median, min–max)", "Gbit/s",
-		res.Cases, []string{mTCP1, mTCP4, mUDP}, false); err != nil {
-		return err
+	for _, g := range groups {
+		cases := casesOf(res.Cases, g)
+		if len(cases) == 0 {
+			continue
+		}
+		if err := drawChart(filepath.Join(dir, g.ChartPrefix+fileThroughput), g.Title+": throughput (median, min–max)", "Gbit/s",
+			cases, []string{mTCP1, mTCP4, mUDP}, false); err != nil {
+			return err
+		}
+		if err := drawChart(filepath.Join(dir, g.ChartPrefix+fileLatency), g.Title+": request/response latency (median, min–max)", "µs",
+			cases, []string{mP50, mP99}, true); err != nil {
+			return err
+		}
 	}
-	return drawChart(filepath.Join(dir, fileLatency), "Request/response latency (median, min–max)", "µs",
-		res.Cases, []string{mP50, mP99}, true)
+	return nil
 }
 
 // rerender reads a results.json and writes its report again into dir, recomputing the
@@ -74,45 +83,14 @@ func markdown(res *Results) string {
 		m.Start.Format("2006-01-02 15:04 MST"), m.Flags.Rounds, m.Flags.Duration)
 	fmt.Fprintf(&b, "Kernel %s, %s × %d, %s, commit %s%s.\n\n", m.Kernel, m.CPUModel, m.Cores, m.OVS, short(m.GitCommit), dirty(m.GitDirty))
 
-	var ok []*CaseResult
-	for _, c := range res.Cases {
-		if c.Status == statusOK {
-			ok = append(ok, c)
+	for _, g := range groups {
+		cases := casesOf(res.Cases, g)
+		if len(cases) == 0 {
+			continue
 		}
+		groupTables(&b, g, cases)
 	}
-	b.WriteString("## Median (min–max)\n\n| metric | unit |")
-	for _, c := range res.Cases {
-		fmt.Fprintf(&b, " %s |", c.Name)
-	}
-	b.WriteString("\n|---|---|")
-	b.WriteString(strings.Repeat("---|", len(res.Cases)))
-	b.WriteString("\n")
-	for _, mt := range metrics {
-		fmt.Fprintf(&b, "| %s | %s |", mt.Label, mt.Unit)
-		for _, c := range res.Cases {
-			b.WriteString(" " + cell(c, mt.Name) + " |")
-		}
-		b.WriteString("\n")
-	}
-
-	b.WriteString("\n## Ratios of medians (vs bridge / vs veth)\n\n")
-	b.WriteString("Above 1 is more of the metric: better for throughput and connect rate, worse for latency, CPU, loss and ADD time.\n\n| metric |")
-	for _, c := range ok {
-		fmt.Fprintf(&b, " %s |", c.Name)
-	}
-	b.WriteString("\n|---|" + strings.Repeat("---|", len(ok)) + "\n")
-	for _, mt := range metrics {
-		fmt.Fprintf(&b, "| %s |", mt.Label)
-		for _, c := range ok {
-			s, has := c.Summary[mt.Name]
-			if !has {
-				b.WriteString(" – |")
-				continue
-			}
-			fmt.Fprintf(&b, " %s / %s |", fmtRatio(s.VsBridge), fmtRatio(s.VsVeth))
-		}
-		b.WriteString("\n")
-	}
+	paths(&b, res.Cases)
 
 	var other []*CaseResult
 	for _, c := range res.Cases {
@@ -121,7 +99,7 @@ func markdown(res *Results) string {
 		}
 	}
 	if len(other) > 0 {
-		b.WriteString("\n## Not reported\n\n")
+		b.WriteString("## Not reported\n\n")
 		for _, c := range other {
 			reason := strings.TrimPrefix(oneLine(c.Reason), c.Status+": ")
 			fmt.Fprintf(&b, "- **%s**: %s — %s\n", c.Name, c.Status, reason)
@@ -144,6 +122,98 @@ func markdown(res *Results) string {
 		}
 	}
 	return b.String()
+}
+
+// casesOf are the cases of group g, in report order.
+func casesOf(cases []*CaseResult, g group) []*CaseResult {
+	var out []*CaseResult
+	for _, c := range cases {
+		if groupOf(c.Name).Name == g.Name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// groupTables writes a group's medians and its ratios to the group's references.
+func groupTables(b *strings.Builder, g group, cases []*CaseResult) {
+	var ok []*CaseResult
+	for _, c := range cases {
+		if c.Status == statusOK {
+			ok = append(ok, c)
+		}
+	}
+	fmt.Fprintf(b, "## %s: median (min–max)\n\n| metric | unit |", g.Title)
+	for _, c := range cases {
+		fmt.Fprintf(b, " %s |", c.Name)
+	}
+	b.WriteString("\n|---|---|")
+	b.WriteString(strings.Repeat("---|", len(cases)))
+	b.WriteString("\n")
+	for _, mt := range metrics {
+		fmt.Fprintf(b, "| %s | %s |", mt.Label, mt.Unit)
+		for _, c := range cases {
+			b.WriteString(" " + cell(c, mt.Name) + " |")
+		}
+		b.WriteString("\n")
+	}
+
+	fmt.Fprintf(b, "\n### %s: ratios of medians (vs %s / vs %s)\n\n", g.Title, g.Refs[0], g.Refs[1])
+	b.WriteString("Above 1 is more of the metric: better for throughput and connect rate, worse for latency, CPU, loss and ADD time.\n\n| metric |")
+	for _, c := range ok {
+		fmt.Fprintf(b, " %s |", c.Name)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(ok)) + "\n")
+	for _, mt := range metrics {
+		fmt.Fprintf(b, "| %s |", mt.Label)
+		for _, c := range ok {
+			s, has := c.Summary[mt.Name]
+			if !has {
+				b.WriteString(" – |")
+				continue
+			}
+			r := s.vsRefs(g)
+			fmt.Fprintf(b, " %s / %s |", fmtRatio(r[0]), fmtRatio(r[1]))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+}
+
+// paths writes, per case whose counters were checked, which path carried its iperf3
+// runs, from the verifier's verdicts.
+func paths(b *strings.Builder, cases []*CaseResult) {
+	var lines []string
+	for _, c := range cases {
+		count := map[string]int{}
+		total := 0
+		for _, r := range c.Runs {
+			for _, ip := range []*IperfRun{r.TCP1, r.TCP4, r.UDP} {
+				if ip != nil && ip.Path != "" {
+					count[ip.Path]++
+					total++
+				}
+			}
+		}
+		if total == 0 {
+			continue
+		}
+		keys := make([]string, 0, len(count))
+		for k := range count {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s in %d of %d", k, count[k], total)
+		}
+		lines = append(lines, fmt.Sprintf("- **%s**: %s", c.Name, strings.Join(parts, ", ")))
+	}
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("## Path taken (iperf3 runs, from the datapath's counters)\n\n")
+	b.WriteString(strings.Join(lines, "\n") + "\n\n")
 }
 
 func cell(c *CaseResult, metric string) string {

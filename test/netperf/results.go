@@ -96,11 +96,23 @@ type AddDelSample struct {
 }
 
 // MetricSummary is the median and spread of a metric, and the ratios of the median to
-// the medians of bridge and veth in the same run (nil when that case has no value).
+// the medians of its group's references in the same run (nil when that case has no
+// value): bridge and veth for the same-node cases, vxlan-bridge and underlay for the
+// cross-node ones.
 type MetricSummary struct {
 	Spread
-	VsBridge *float64 `json:"vs_bridge"`
-	VsVeth   *float64 `json:"vs_veth"`
+	VsBridge      *float64 `json:"vs_bridge"`
+	VsVeth        *float64 `json:"vs_veth"`
+	VsVXLANBridge *float64 `json:"vs_vxlan_bridge,omitempty"`
+	VsUnderlay    *float64 `json:"vs_underlay,omitempty"`
+}
+
+// vsRefs are the ratios to the case's group's two references, in group.Refs order.
+func (s MetricSummary) vsRefs(g group) [2]*float64 {
+	if g.Refs[0] == caseVXLANBridge {
+		return [2]*float64{s.VsVXLANBridge, s.VsUnderlay}
+	}
+	return [2]*float64{s.VsBridge, s.VsVeth}
 }
 
 // runMetrics derives the per-run metrics from the raw measurements.
@@ -157,7 +169,8 @@ func (c *CaseResult) samples(metric string) []float64 {
 	return out
 }
 
-// summarize fills the summaries of the ok cases, ratios against bridge and veth.
+// summarize fills the summaries of the ok cases, with the ratios against the references
+// of each case's group.
 func summarize(cases []*CaseResult) {
 	byName := map[string]*CaseResult{}
 	for _, c := range cases {
@@ -185,9 +198,15 @@ func summarize(cases []*CaseResult) {
 		return s.Median
 	}
 	for _, c := range byName {
+		cross := groupOf(c.Name).Refs[0] == caseVXLANBridge
 		for name, s := range c.Summary {
-			s.VsBridge = ratio(s.Median, ref(caseBridge, name))
-			s.VsVeth = ratio(s.Median, ref(caseVeth, name))
+			if cross {
+				s.VsVXLANBridge = ratio(s.Median, ref(caseVXLANBridge, name))
+				s.VsUnderlay = ratio(s.Median, ref(caseUnderlay, name))
+			} else {
+				s.VsBridge = ratio(s.Median, ref(caseBridge, name))
+				s.VsVeth = ratio(s.Median, ref(caseVeth, name))
+			}
 			c.Summary[name] = s
 		}
 	}

@@ -20,6 +20,7 @@ type harness struct {
 	cniBin         string
 	nodePath       string
 	pluginsVersion string
+	topo           topology
 	cleanup        cleanupStack
 	prog           *progress
 }
@@ -76,19 +77,20 @@ func run(ctx context.Context, o *options) (err error) {
 	meta.PluginsVersion = h.pluginsVersion
 
 	cases, results := h.newCases()
-	h.cleanup.push("delete node netns", func(ctx context.Context) error { return delNetNS(ctx, nodeNetNS) })
+	h.topo.mtu = o.MTU
+	if err := h.topo.setUp(ctx, &h.cleanup); err != nil {
+		return fmt.Errorf("two-node topology: %w", err)
+	}
+	h.nodePath = netnsPath(nodeNetNS)
 	for _, dp := range cases {
-		if sc, ok := dp.(*sdncniCase); ok {
-			_ = sc.env.up(ctx) // creates the node namespace with OVS in it; errors surface in Setup
+		if env := sdncniEnvOf(dp); env != nil {
+			// Start OVS/OVN before any case registers its teardown, so that on the way
+			// out the cases' DELs run while the controllers still serve them; errors
+			// surface in the cases' Setup.
+			_ = env.up(ctx)
 			break
 		}
 	}
-	if !netnsExists(nodeNetNS) {
-		if h.nodePath, err = addNetNS(ctx, nodeNetNS); err != nil {
-			return err
-		}
-	}
-	h.nodePath = netnsPath(nodeNetNS)
 	for i, dp := range cases {
 		h.cleanup.push("teardown "+dp.Name(), dp.Teardown)
 		results[i].Status = statusOK
@@ -156,7 +158,7 @@ func (h *harness) newCases() ([]datapath, []*CaseResult) {
 	var env *sdncniEnv
 	sdncniEnvOnce := func() *sdncniEnv {
 		if env == nil {
-			env = &sdncniEnv{h: h}
+			env = newSdncniEnv(h)
 		}
 		return env
 	}
@@ -176,6 +178,14 @@ func (h *harness) newCases() ([]datapath, []*CaseResult) {
 			dp = &sdncniCase{h: h, env: sdncniEnvOnce(), fast: false}
 		case caseSdncniFast:
 			dp = &sdncniCase{h: h, env: sdncniEnvOnce(), fast: true}
+		case caseUnderlay:
+			dp = &underlayCase{h: h}
+		case caseVXLANBridge:
+			dp = &vxlanBridgeCase{h: h}
+		case caseSdncniGeneve:
+			dp = &sdncniCrossCase{h: h, env: sdncniEnvOnce(), fast: false}
+		case caseSdncniFastCross:
+			dp = &sdncniCrossCase{h: h, env: sdncniEnvOnce(), fast: true}
 		}
 		cases = append(cases, dp)
 		results = append(results, &CaseResult{Name: name, Runs: []Run{}})
@@ -183,17 +193,30 @@ func (h *harness) newCases() ([]datapath, []*CaseResult) {
 	return cases, results
 }
 
+// sdncniEnvOf is the OVS/OVN environment of an sdncni case, nil for the others.
+func sdncniEnvOf(dp datapath) *sdncniEnv {
+	switch c := dp.(type) {
+	case *sdncniCase:
+		return c.env
+	case *sdncniCrossCase:
+		return c.env
+	}
+	return nil
+}
+
 // removeStale deletes pod namespaces a killed earlier run left behind. The node
-// namespace may hold a dev-env of that run; it is left alone and reported.
+// namespaces may hold a dev-env of that run; they are left alone and reported.
 func removeStale(ctx context.Context) error {
 	names, err := ourNetNS()
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
-		if n == nodeNetNS {
+		if n == nodeNetNS || n == node2NetNS {
 			return fmt.Errorf("netns %s exists: a previous run left it (stop its dev-env and run 'ip netns del %s')", n, n)
 		}
+	}
+	for _, n := range names {
 		if err := delNetNS(ctx, n); err != nil {
 			return err
 		}
