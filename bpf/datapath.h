@@ -114,6 +114,33 @@ struct ct {
 	__u32 dst_ifindex; /* host veth of daddr's pod */
 };
 
+/*
+ * Key of sdncni_remote (LPM trie): a VPN's address block held by another node.
+ * prefixlen counts the bits of vpn and ip together: 32 + the block's prefix length.
+ */
+struct remote_key {
+	__u32 prefixlen;
+	__u32 vpn;   /* always matched whole (prefixlen >= 32), so host order is fine */
+	__be32 ip;   /* block address, network order */
+};
+
+/* Value of sdncni_remote: where the block's pods are reached over VXLAN. */
+struct remote {
+	__be32 underlay; /* the holding node's underlay IPv4, network order */
+	__u32 pad;
+};
+
+/*
+ * Value of the single-entry sdncni_xnode array: the cross-node fast path of this
+ * node. All zero (a new map): off.
+ */
+struct xnode {
+	__u32 on;            /* 1: cross-node fast path on */
+	__u32 vxlan_ifindex; /* the collect-metadata VXLAN device */
+	__be32 local;        /* this node's underlay IPv4 (its own blocks are never remote) */
+	__u32 pad;
+};
+
 /* Value of the single-entry sdncni_cfg array. */
 struct config {
 	__u32 fastpath; /* 1: global fast path on */
@@ -141,6 +168,14 @@ enum reason {
 	REASON_TO_OVS_HAIRPIN,
 	REASON_TO_OVS_SERVICE,
 	REASON_TO_OVS_POLICY,
+	/* Cross-node fast path (sdncni_from_pod's VXLAN branch, sdncni_from_vxlan). */
+	REASON_XNODE_TX,                /* sent to another node over VXLAN */
+	REASON_XNODE_RX,                /* received over VXLAN, delivered into the pod */
+	REASON_XNODE_DROP_OFF,          /* received while the path is off, or not on our device */
+	REASON_XNODE_DROP_MALFORMED,    /* no tunnel key, VNI 0 or > 24 bits, not plain IPv4 unicast */
+	REASON_XNODE_DROP_VNI_MISMATCH, /* no pod of the VNI's VPN has that IP and MAC here */
+	REASON_XNODE_DROP_SRC,          /* inner source not of the sending node's blocks of that VPN */
+	REASON_XNODE_DROP_NEEDS_OVS,    /* destination governed by policy, a Service port, or off the fast path */
 	REASON_MAX,
 };
 

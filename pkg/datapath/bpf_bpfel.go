@@ -113,8 +113,28 @@ const (
 	bpfReasonREASON_TO_OVS_HAIRPIN                  bpfReason = 14
 	bpfReasonREASON_TO_OVS_SERVICE                  bpfReason = 15
 	bpfReasonREASON_TO_OVS_POLICY                   bpfReason = 16
-	bpfReasonREASON_MAX                             bpfReason = 17
+	bpfReasonREASON_XNODE_TX                        bpfReason = 17
+	bpfReasonREASON_XNODE_RX                        bpfReason = 18
+	bpfReasonREASON_XNODE_DROP_OFF                  bpfReason = 19
+	bpfReasonREASON_XNODE_DROP_MALFORMED            bpfReason = 20
+	bpfReasonREASON_XNODE_DROP_VNI_MISMATCH         bpfReason = 21
+	bpfReasonREASON_XNODE_DROP_SRC                  bpfReason = 22
+	bpfReasonREASON_XNODE_DROP_NEEDS_OVS            bpfReason = 23
+	bpfReasonREASON_MAX                             bpfReason = 24
 )
+
+type bpfRemote struct {
+	_        structs.HostLayout
+	Underlay uint32
+	Pad      uint32
+}
+
+type bpfRemoteKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Vpn       uint32
+	Ip        uint32
+}
 
 type bpfRole uint32
 
@@ -132,24 +152,35 @@ type bpfSvcKey struct {
 	Pad   uint8
 }
 
+type bpfXnode struct {
+	_            structs.HostLayout
+	On           uint32
+	VxlanIfindex uint32
+	Local        uint32
+	Pad          uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	bpfMapSdncniCfg      = "sdncni_cfg"
-	bpfMapSdncniCnt      = "sdncni_cnt"
-	bpfMapSdncniCt       = "sdncni_ct"
-	bpfMapSdncniDst      = "sdncni_dst"
-	bpfMapSdncniEp       = "sdncni_ep"
-	bpfMapSdncniPol      = "sdncni_pol"
-	bpfMapSdncniPolOvs   = "sdncni_pol_ovs"
-	bpfMapSdncniSvc      = "sdncni_svc"
-	bpfMapSdncniVpnOff   = "sdncni_vpn_off"
-	bpfProgSdncniFromOvs = "sdncni_from_ovs"
-	bpfProgSdncniFromPod = "sdncni_from_pod"
-	bpfVarEpFlag         = "__ep_flag"
-	bpfVarReason         = "__reason"
-	bpfVarRole           = "__role"
+	bpfMapSdncniCfg        = "sdncni_cfg"
+	bpfMapSdncniCnt        = "sdncni_cnt"
+	bpfMapSdncniCt         = "sdncni_ct"
+	bpfMapSdncniDst        = "sdncni_dst"
+	bpfMapSdncniEp         = "sdncni_ep"
+	bpfMapSdncniPol        = "sdncni_pol"
+	bpfMapSdncniPolOvs     = "sdncni_pol_ovs"
+	bpfMapSdncniRemote     = "sdncni_remote"
+	bpfMapSdncniSvc        = "sdncni_svc"
+	bpfMapSdncniVpnOff     = "sdncni_vpn_off"
+	bpfMapSdncniXnode      = "sdncni_xnode"
+	bpfProgSdncniFromOvs   = "sdncni_from_ovs"
+	bpfProgSdncniFromPod   = "sdncni_from_pod"
+	bpfProgSdncniFromVxlan = "sdncni_from_vxlan"
+	bpfVarEpFlag           = "__ep_flag"
+	bpfVarReason           = "__reason"
+	bpfVarRole             = "__role"
 )
 
 // loadBpf returns the embedded CollectionSpec for bpf.
@@ -194,8 +225,9 @@ type bpfSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfProgramSpecs struct {
-	SdncniFromOvs *ebpf.ProgramSpec `ebpf:"sdncni_from_ovs"`
-	SdncniFromPod *ebpf.ProgramSpec `ebpf:"sdncni_from_pod"`
+	SdncniFromOvs   *ebpf.ProgramSpec `ebpf:"sdncni_from_ovs"`
+	SdncniFromPod   *ebpf.ProgramSpec `ebpf:"sdncni_from_pod"`
+	SdncniFromVxlan *ebpf.ProgramSpec `ebpf:"sdncni_from_vxlan"`
 }
 
 // bpfMapSpecs contains maps before they are loaded into the kernel.
@@ -209,8 +241,10 @@ type bpfMapSpecs struct {
 	SdncniEp     *ebpf.MapSpec `ebpf:"sdncni_ep"`
 	SdncniPol    *ebpf.MapSpec `ebpf:"sdncni_pol"`
 	SdncniPolOvs *ebpf.MapSpec `ebpf:"sdncni_pol_ovs"`
+	SdncniRemote *ebpf.MapSpec `ebpf:"sdncni_remote"`
 	SdncniSvc    *ebpf.MapSpec `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.MapSpec `ebpf:"sdncni_vpn_off"`
+	SdncniXnode  *ebpf.MapSpec `ebpf:"sdncni_xnode"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -249,8 +283,10 @@ type bpfMaps struct {
 	SdncniEp     *ebpf.Map `ebpf:"sdncni_ep"`
 	SdncniPol    *ebpf.Map `ebpf:"sdncni_pol"`
 	SdncniPolOvs *ebpf.Map `ebpf:"sdncni_pol_ovs"`
+	SdncniRemote *ebpf.Map `ebpf:"sdncni_remote"`
 	SdncniSvc    *ebpf.Map `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.Map `ebpf:"sdncni_vpn_off"`
+	SdncniXnode  *ebpf.Map `ebpf:"sdncni_xnode"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -262,8 +298,10 @@ func (m *bpfMaps) Close() error {
 		m.SdncniEp,
 		m.SdncniPol,
 		m.SdncniPolOvs,
+		m.SdncniRemote,
 		m.SdncniSvc,
 		m.SdncniVpnOff,
+		m.SdncniXnode,
 	)
 }
 
@@ -280,14 +318,16 @@ type bpfVariables struct {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfPrograms struct {
-	SdncniFromOvs *ebpf.Program `ebpf:"sdncni_from_ovs"`
-	SdncniFromPod *ebpf.Program `ebpf:"sdncni_from_pod"`
+	SdncniFromOvs   *ebpf.Program `ebpf:"sdncni_from_ovs"`
+	SdncniFromPod   *ebpf.Program `ebpf:"sdncni_from_pod"`
+	SdncniFromVxlan *ebpf.Program `ebpf:"sdncni_from_vxlan"`
 }
 
 func (p *bpfPrograms) Close() error {
 	return _BpfClose(
 		p.SdncniFromOvs,
 		p.SdncniFromPod,
+		p.SdncniFromVxlan,
 	)
 }
 
