@@ -49,6 +49,7 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define MAX_CONNECTIONS 65536
 #define MAX_REMOTE_BLOCKS 65536
 #define VNI_MAX 0xffffff
+#define MAX_PEERS 4096
 #define NSEC_PER_SEC 1000000000ULL
 #define CT_TCP_TIMEOUT (6 * 3600 * NSEC_PER_SEC) /* idle */
 #define CT_UDP_TIMEOUT (120 * NSEC_PER_SEC)
@@ -152,6 +153,15 @@ struct {
 	__type(value, struct xnode);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sdncni_xnode SEC(".maps");
+
+/* Peers that answered our probes: underlay IPv4 -> bpf_ktime_get_ns() of the answer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PEERS);
+	__type(key, __be32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_xpeer SEC(".maps");
 
 /* Referenced so bpf2go emits Go declarations for them (-type). */
 const enum reason __reason __attribute__((unused));
@@ -508,6 +518,42 @@ int sdncni_from_ovs(struct __sk_buff *skb)
 	return bpf_redirect_peer(ep->peer_ifindex, 0);
 }
 
+/*
+ * xnode_probe handles VNI 0: answers a peer's probe request on the same tunnel, or
+ * records the answer to ours. Anything else there is malformed.
+ */
+static __always_inline int xnode_probe(struct __sk_buff *skb, const struct xnode *x, __u32 remote)
+{
+	__u8 p[sizeof(struct ethhdr) + 5];
+
+	if (bpf_skb_load_bytes(skb, 0, p, sizeof(p)) || p[12] != (XNODE_PROBE_TYPE >> 8) ||
+	    p[13] != (XNODE_PROBE_TYPE & 0xff) || p[14] != 's' || p[15] != 'd' || p[16] != 'n' ||
+	    p[17] != 'x' || !remote)
+		goto malformed;
+	if (p[18] == XNODE_PROBE_REQUEST) {
+		__u8 op = XNODE_PROBE_REPLY;
+		struct bpf_tunnel_key key = { .remote_ipv4 = remote, .tunnel_ttl = 64 };
+
+		if (bpf_skb_store_bytes(skb, 18, &op, 1, 0) ||
+		    bpf_skb_set_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4),
+					   BPF_F_ZERO_CSUM_TX))
+			goto malformed;
+		count(REASON_XNODE_PROBE_ECHO);
+		return bpf_redirect(x->vxlan_ifindex, 0);
+	}
+	if (p[18] == XNODE_PROBE_REPLY) {
+		__be32 peer = bpf_htonl(remote);
+		__u64 now = bpf_ktime_get_ns();
+
+		bpf_map_update_elem(&sdncni_xpeer, &peer, &now, BPF_ANY);
+		count(REASON_XNODE_PROBE_REPLY);
+		return TC_ACT_SHOT;
+	}
+malformed:
+	count(REASON_XNODE_DROP_MALFORMED);
+	return TC_ACT_SHOT;
+}
+
 SEC("tc")
 int sdncni_from_vxlan(struct __sk_buff *skb)
 {
@@ -521,8 +567,10 @@ int sdncni_from_vxlan(struct __sk_buff *skb)
 	struct bpf_tunnel_key key = {};
 
 	if (bpf_skb_get_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4), 0) ||
-	    key.tunnel_id == 0 || key.tunnel_id > VNI_MAX)
+	    key.tunnel_id > VNI_MAX)
 		goto malformed;
+	if (key.tunnel_id == 0)
+		return xnode_probe(skb, x, key.remote_ipv4);
 
 	const __u32 hdrs = sizeof(struct ethhdr) + sizeof(struct iphdr);
 	void *data = (void *)(long)skb->data;

@@ -141,6 +141,16 @@ struct xnode {
 	__u32 pad;
 };
 
+/*
+ * Discovery probes travel as VNI 0, which no VPN has: an inner Ethernet frame of
+ * type XNODE_PROBE_TYPE whose payload starts with "sdnx" and an op byte. A node
+ * whose cross-node path is on answers a request on the same tunnel (op 2); the
+ * prober's from_vxlan records the answer's outer source in sdncni_xpeer.
+ */
+#define XNODE_PROBE_TYPE 0x88b5 /* IEEE 802 local experimental */
+#define XNODE_PROBE_REQUEST 1
+#define XNODE_PROBE_REPLY 2
+
 /* Value of the single-entry sdncni_cfg array. */
 struct config {
 	__u32 fastpath; /* 1: global fast path on */
@@ -176,6 +186,8 @@ enum reason {
 	REASON_XNODE_DROP_VNI_MISMATCH, /* no pod of the VNI's VPN has that IP and MAC here */
 	REASON_XNODE_DROP_SRC,          /* inner source not of the sending node's blocks of that VPN */
 	REASON_XNODE_DROP_NEEDS_OVS,    /* destination governed by policy, a Service port, or off the fast path */
+	REASON_XNODE_PROBE_ECHO,        /* a peer's probe (VNI 0) answered */
+	REASON_XNODE_PROBE_REPLY,       /* the answer to our probe, recorded in sdncni_xpeer */
 	REASON_MAX,
 };
 

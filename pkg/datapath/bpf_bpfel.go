@@ -120,7 +120,9 @@ const (
 	bpfReasonREASON_XNODE_DROP_VNI_MISMATCH         bpfReason = 21
 	bpfReasonREASON_XNODE_DROP_SRC                  bpfReason = 22
 	bpfReasonREASON_XNODE_DROP_NEEDS_OVS            bpfReason = 23
-	bpfReasonREASON_MAX                             bpfReason = 24
+	bpfReasonREASON_XNODE_PROBE_ECHO                bpfReason = 24
+	bpfReasonREASON_XNODE_PROBE_REPLY               bpfReason = 25
+	bpfReasonREASON_MAX                             bpfReason = 26
 )
 
 type bpfRemote struct {
@@ -175,6 +177,7 @@ const (
 	bpfMapSdncniSvc        = "sdncni_svc"
 	bpfMapSdncniVpnOff     = "sdncni_vpn_off"
 	bpfMapSdncniXnode      = "sdncni_xnode"
+	bpfMapSdncniXpeer      = "sdncni_xpeer"
 	bpfProgSdncniFromOvs   = "sdncni_from_ovs"
 	bpfProgSdncniFromPod   = "sdncni_from_pod"
 	bpfProgSdncniFromVxlan = "sdncni_from_vxlan"
@@ -245,6 +248,7 @@ type bpfMapSpecs struct {
 	SdncniSvc    *ebpf.MapSpec `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.MapSpec `ebpf:"sdncni_vpn_off"`
 	SdncniXnode  *ebpf.MapSpec `ebpf:"sdncni_xnode"`
+	SdncniXpeer  *ebpf.MapSpec `ebpf:"sdncni_xpeer"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -287,6 +291,7 @@ type bpfMaps struct {
 	SdncniSvc    *ebpf.Map `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.Map `ebpf:"sdncni_vpn_off"`
 	SdncniXnode  *ebpf.Map `ebpf:"sdncni_xnode"`
+	SdncniXpeer  *ebpf.Map `ebpf:"sdncni_xpeer"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -302,6 +307,7 @@ func (m *bpfMaps) Close() error {
 		m.SdncniSvc,
 		m.SdncniVpnOff,
 		m.SdncniXnode,
+		m.SdncniXpeer,
 	)
 }
 

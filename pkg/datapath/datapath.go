@@ -163,7 +163,7 @@ func loadObjects(pinPath string) (bpfObjects, []string, error) {
 // upgrade changed is replaced instead of failing Open; the others keep pods' state and
 // make Open fail with ErrIncompatiblePins.
 var disposableMaps = map[string]bool{bpfMapSdncniCnt: true, bpfMapSdncniPolOvs: true, bpfMapSdncniSvc: true, bpfMapSdncniPol: true, bpfMapSdncniCt: true,
-	bpfMapSdncniRemote: true, bpfMapSdncniXnode: true}
+	bpfMapSdncniRemote: true, bpfMapSdncniXnode: true, bpfMapSdncniXpeer: true}
 
 // replaceDisposablePins removes the pins of disposable maps that no longer match spec and
 // reports whether it removed any.

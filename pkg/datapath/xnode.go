@@ -184,3 +184,23 @@ func (d *Datapath) RemoteBlocks(ctx context.Context) ([]RemoteBlock, error) {
 	}
 	return out, nil
 }
+
+// PeerAnswers returns, by underlay address, when each peer last answered a probe of
+// this node (CLOCK_MONOTONIC nanoseconds, bpf_ktime_get_ns). Probes are sent by the
+// caller (VNI 0 to the peer's VXLAN port); from_vxlan of a peer whose cross-node path is
+// on answers them, and our from_vxlan records the answer here.
+func (d *Datapath) PeerAnswers(ctx context.Context) (map[netip.Addr]uint64, error) {
+	var (
+		k   uint32
+		v   uint64
+		out = map[netip.Addr]uint64{}
+	)
+	it := d.objs.SdncniXpeer.Iterate()
+	for it.Next(&k, &v) {
+		out[addrFromBE32(k)] = v
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read peer answers: %w", err)
+	}
+	return out, nil
+}
