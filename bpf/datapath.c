@@ -19,7 +19,9 @@
  *   sdncni_from_vxlan on the node's collect-metadata VXLAN device: the VNI is
  *                    the VPN; a packet for a pod of that VPN on this node, from
  *                    an address of the sending node's blocks of that VPN, goes
- *                    into the pod; anything else is dropped and counted.
+ *                    into the pod, or, when OVS must see it here, back to the
+ *                    sending node, which hands it to OVS on its pod's port;
+ *                    anything else is dropped and counted.
  *
  * No program ever returns TC_ACT_OK: pod traffic never enters the node's own
  * stack.
@@ -49,6 +51,7 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define MAX_CONNECTIONS 65536
 #define MAX_REMOTE_BLOCKS 65536
 #define VNI_MAX 0xffffff
+#define XNODE_VPN_MAX (XNODE_VNI_BOUNCE - 1)
 #define MAX_PEERS 4096
 #define NSEC_PER_SEC 1000000000ULL
 #define CT_TCP_TIMEOUT (6 * 3600 * NSEC_PER_SEC) /* idle */
@@ -329,7 +332,7 @@ static __always_inline int xnode_tx(struct __sk_buff *skb, const struct endpoint
 {
 	struct xnode *x = xnode_cfg();
 
-	if (!x || !x->on || !x->vxlan_ifindex || src->vpn == 0 || src->vpn > VNI_MAX)
+	if (!x || !x->on || !x->vxlan_ifindex || src->vpn == 0 || src->vpn > XNODE_VPN_MAX)
 		return to_ovs(src, REASON_TO_OVS_CROSS_VPN_OR_UNKNOWN_DST);
 	__be32 node = remote_node(src->vpn, daddr);
 
@@ -554,6 +557,48 @@ malformed:
 	return TC_ACT_SHOT;
 }
 
+/*
+ * xnode_to_ovs: a packet of one of our pods that its receiver sent back (it must pass
+ * OVS there). It must come from the node holding its destination's block, from our
+ * pod of that VPN with its IP and MAC; then it goes to OVS on the pod's port, once.
+ */
+static __always_inline int xnode_to_ovs(struct __sk_buff *skb, __u32 vpn, __be32 from)
+{
+	const __u32 hdrs = sizeof(struct ethhdr) + sizeof(struct iphdr);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (data + hdrs > data_end) {
+		if (skb->len < hdrs || bpf_skb_pull_data(skb, hdrs))
+			goto drop;
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		if (data + hdrs > data_end)
+			goto drop;
+	}
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+
+	if (vpn == 0 || eth->h_proto != bpf_htons(ETH_P_IP) || !from ||
+	    remote_node(vpn, ip->daddr) != from)
+		goto drop;
+	struct dst_key dk = { .vpn = vpn, .ip = ip->saddr };
+	struct dst *own = bpf_map_lookup_elem(&sdncni_dst, &dk);
+
+	if (!own || !mac_eq(eth->h_source, own->mac))
+		goto drop;
+	__u32 host = own->host_ifindex;
+	struct endpoint *ep = bpf_map_lookup_elem(&sdncni_ep, &host);
+
+	if (!ep || ep->role != ROLE_POD || ep->vpn != vpn || ep->ip != ip->saddr)
+		goto drop;
+	count(REASON_XNODE_TO_OVS);
+	return bpf_redirect(ep->peer_ifindex, 0);
+drop:
+	count(REASON_XNODE_DROP_BOUNCE);
+	return TC_ACT_SHOT;
+}
+
 SEC("tc")
 int sdncni_from_vxlan(struct __sk_buff *skb)
 {
@@ -571,6 +616,8 @@ int sdncni_from_vxlan(struct __sk_buff *skb)
 		goto malformed;
 	if (key.tunnel_id == 0)
 		return xnode_probe(skb, x, key.remote_ipv4);
+	if (key.tunnel_id & XNODE_VNI_BOUNCE)
+		return xnode_to_ovs(skb, key.tunnel_id & ~XNODE_VNI_BOUNCE, bpf_htonl(key.remote_ipv4));
 
 	const __u32 hdrs = sizeof(struct ethhdr) + sizeof(struct iphdr);
 	void *data = (void *)(long)skb->data;
@@ -613,7 +660,7 @@ int sdncni_from_vxlan(struct __sk_buff *skb)
 	}
 	if (!(dst->flags & EP_FASTPATH) || (dst->flags & (EP_POLICY_IN | EP_POLICY_EG)) ||
 	    !fastpath_on(vpn))
-		goto needs_ovs;
+		goto bounce;
 	__u8 proto = ip->protocol;
 
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
@@ -622,20 +669,27 @@ int sdncni_from_vxlan(struct __sk_buff *skb)
 		if (bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4 + 2, &dport, sizeof(dport)))
 			goto malformed;
 		if (service_endpoint(vpn, ip->daddr, dport, proto))
-			goto needs_ovs;
+			goto bounce;
 	}
 	count(REASON_XNODE_RX);
 	return bpf_redirect_peer(dst->host_ifindex, 0);
 
-needs_ovs:
+bounce:
 	/*
-	 * What OVS must see cannot be handed to it from here (OVN knows the packet's
-	 * logical source only from its own Geneve): dropped, and counted. The node role
-	 * keeps such a VPN off the cross-node path everywhere; this is the fail-closed
-	 * guard for the moments in between.
+	 * OVS must see this packet, and OVN takes it only from its own Geneve: it goes
+	 * back to the node that sent it, marked, and that node hands it to OVS on the
+	 * sending pod's port, as if the fast path had never taken it.
 	 */
-	count(REASON_XNODE_DROP_NEEDS_OVS);
-	return TC_ACT_SHOT;
+	{
+		struct bpf_tunnel_key back = { .tunnel_id = vpn | XNODE_VNI_BOUNCE,
+					       .remote_ipv4 = key.remote_ipv4, .tunnel_ttl = 64 };
+
+		if (bpf_skb_set_tunnel_key(skb, &back, offsetof(struct bpf_tunnel_key, local_ipv4),
+					   BPF_F_ZERO_CSUM_TX))
+			goto malformed;
+		count(REASON_XNODE_BOUNCE);
+		return bpf_redirect(x->vxlan_ifindex, 0);
+	}
 malformed:
 	count(REASON_XNODE_DROP_MALFORMED);
 	return TC_ACT_SHOT;

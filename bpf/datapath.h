@@ -147,6 +147,13 @@ struct xnode {
  * whose cross-node path is on answers a request on the same tunnel (op 2); the
  * prober's from_vxlan records the answer's outer source in sdncni_xpeer.
  */
+/*
+ * VNI bit 23 marks a packet sent back to the node it came from, because its
+ * destination's node could not deliver it without OVS: the sender hands it to OVS
+ * on its pod's port. VPN IDs on the cross-node path therefore fit in 23 bits.
+ */
+#define XNODE_VNI_BOUNCE 0x800000
+
 #define XNODE_PROBE_TYPE 0x88b5 /* IEEE 802 local experimental */
 #define XNODE_PROBE_REQUEST 1
 #define XNODE_PROBE_REPLY 2
@@ -185,9 +192,11 @@ enum reason {
 	REASON_XNODE_DROP_MALFORMED,    /* no tunnel key, VNI 0 or > 24 bits, not plain IPv4 unicast */
 	REASON_XNODE_DROP_VNI_MISMATCH, /* no pod of the VNI's VPN has that IP and MAC here */
 	REASON_XNODE_DROP_SRC,          /* inner source not of the sending node's blocks of that VPN */
-	REASON_XNODE_DROP_NEEDS_OVS,    /* destination governed by policy, a Service port, or off the fast path */
+	REASON_XNODE_BOUNCE,            /* needs OVS here (policy, Service port, fast path off): sent back */
 	REASON_XNODE_PROBE_ECHO,        /* a peer's probe (VNI 0) answered */
 	REASON_XNODE_PROBE_REPLY,       /* the answer to our probe, recorded in sdncni_xpeer */
+	REASON_XNODE_TO_OVS,            /* our pod's packet sent back by its receiver: handed to OVS */
+	REASON_XNODE_DROP_BOUNCE,       /* a sent-back packet that is not our pod's to a block of its sender */
 	REASON_MAX,
 };
 

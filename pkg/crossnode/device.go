@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netlink"
 )
 
@@ -17,10 +18,14 @@ const VXLANOverhead = 50
 const DefaultPort = 4789
 
 // EnsureDevice makes name a collect-metadata ("external") VXLAN device on UDP port port
-// with the given MTU, up, in the calling thread's network namespace: it creates it when
-// missing and fixes its MTU. An existing link of that name that is not such a device
-// is an error (never replaced: it may be someone else's).
-func EnsureDevice(name string, port, mtu int) (*netlink.Vxlan, error) {
+// with the given MTU and GRO setting, up, in the calling thread's network namespace: it
+// creates it when missing and fixes its MTU and GRO. An existing link of that name that
+// is not such a device is an error (never replaced: it may be someone else's).
+//
+// GRO off is for nodes whose OVS cannot tunnel offloaded packets (OVS 3.1's userspace
+// datapath): a packet sent back for OVS (docs/datapath.md) reaches OVS as it left the
+// VXLAN device, and a GRO-merged one would be dropped at OVS's Geneve.
+func EnsureDevice(name string, port, mtu int, gro bool) (*netlink.Vxlan, error) {
 	l, err := netlink.LinkByName(name)
 	var nf netlink.LinkNotFoundError
 	switch {
@@ -44,10 +49,33 @@ func EnsureDevice(name string, port, mtu int) (*netlink.Vxlan, error) {
 			return nil, fmt.Errorf("set mtu of %s: %w", name, err)
 		}
 	}
+	if err := setGRO(name, gro); err != nil {
+		return nil, err
+	}
 	if err := netlink.LinkSetUp(vx); err != nil {
 		return nil, fmt.Errorf("set %s up: %w", name, err)
 	}
 	return vx, nil
+}
+
+// setGRO switches generic receive offload of name on or off, as ethtool -K name gro does.
+func setGRO(name string, on bool) error {
+	e, err := ethtool.NewEthtool()
+	if err != nil {
+		return fmt.Errorf("open ethtool socket: %w", err)
+	}
+	defer e.Close()
+	active, err := e.Features(name)
+	if err != nil {
+		return fmt.Errorf("read features of %s: %w", name, err)
+	}
+	if active["rx-gro"] == on {
+		return nil
+	}
+	if err := e.Change(name, map[string]bool{"rx-gro": on}); err != nil {
+		return fmt.Errorf("set gro %t on %s: %w", on, name, err)
+	}
+	return nil
 }
 
 // DeleteDevice removes the VXLAN device name; gone already is fine.

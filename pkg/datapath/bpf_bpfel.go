@@ -119,10 +119,12 @@ const (
 	bpfReasonREASON_XNODE_DROP_MALFORMED            bpfReason = 20
 	bpfReasonREASON_XNODE_DROP_VNI_MISMATCH         bpfReason = 21
 	bpfReasonREASON_XNODE_DROP_SRC                  bpfReason = 22
-	bpfReasonREASON_XNODE_DROP_NEEDS_OVS            bpfReason = 23
+	bpfReasonREASON_XNODE_BOUNCE                    bpfReason = 23
 	bpfReasonREASON_XNODE_PROBE_ECHO                bpfReason = 24
 	bpfReasonREASON_XNODE_PROBE_REPLY               bpfReason = 25
-	bpfReasonREASON_MAX                             bpfReason = 26
+	bpfReasonREASON_XNODE_TO_OVS                    bpfReason = 26
+	bpfReasonREASON_XNODE_DROP_BOUNCE               bpfReason = 27
+	bpfReasonREASON_MAX                             bpfReason = 28
 )
 
 type bpfRemote struct {

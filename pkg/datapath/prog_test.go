@@ -25,7 +25,7 @@ const (
 var verifierBudget = map[string]uint32{
 	bpfProgSdncniFromPod:   1830, // 480 before NetworkPolicy (sdncni_pol, sdncni_ct), 1245 before sdncni_pol_ovs, 1381 before the cross-node branch
 	bpfProgSdncniFromOvs:   64,
-	bpfProgSdncniFromVxlan: 462,
+	bpfProgSdncniFromVxlan: 723,
 }
 
 var (

@@ -15,9 +15,10 @@ import (
 // hookFromVXLAN names sdncni_from_vxlan's hook on the node's VXLAN device.
 const hookFromVXLAN = "from_vxlan"
 
-// MaxVNI is the largest VPN ID the cross-node path carries (VXLAN's 24-bit VNI); the
-// traffic of VPNs with larger IDs takes Geneve.
-const MaxVNI = 1<<24 - 1
+// MaxVNI is the largest VPN ID the cross-node path carries: VXLAN's VNI has 24 bits and
+// the top one marks a packet sent back for OVS (XNODE_VNI_BOUNCE). The traffic of VPNs
+// with larger IDs takes Geneve.
+const MaxVNI = 1<<23 - 1
 
 // MaxRemoteBlocks is how many other nodes' blocks sdncni_remote holds.
 const MaxRemoteBlocks = 65536

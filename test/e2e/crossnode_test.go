@@ -140,6 +140,11 @@ func TestCrossNodeFastPath(t *testing.T) {
 		pingRTT(t, a1, ipA2, 3, 1442-28, true)
 		pingRTT(t, a2, ipA1, 3, 1442-28, true)
 		require.GreaterOrEqual(t, dpMoved(before, n1.datapathCounters(t), "xnode_tx"), int64(3), "the largest packets took VXLAN")
+		// Userspace OVS 3.1 cannot tunnel offloaded packets: pods have tx offload off, and
+		// the VXLAN device does not GRO-merge what it may have to send back to OVS.
+		out, err := exec.Command("nsenter", "--net="+c.Nodes[0].NetNSPath, "ethtool", "-k", xnodeDev).CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.Contains(t, string(out), "generic-receive-offload: off")
 	})
 
 	t.Run("VXLAN carries it, OVS stays flat", func(t *testing.T) {
@@ -179,30 +184,61 @@ func TestCrossNodeFastPath(t *testing.T) {
 		defer pcA.Close()
 		_, pcT := listenIn(t, t2, "udp4", fmt.Sprintf(":%d", port))
 		defer pcT.Close()
+		_, pcA2 := listenIn(t, a2, "udp4", fmt.Sprintf(":%d", port))
+		defer pcA2.Close()
 		inNode1Block := netip.MustParseAddr("10.78.0.5")
 		cases := []struct {
 			name   string
 			from   string // netns path the datagram is sent from
 			src    string // its outer source
 			vni    uint32
-			inner  netip.Addr
+			inner  netip.Addr // inner source
+			dst    netip.Addr // inner destination
 			reason string
 		}{
-			{"genuine: node2, VNI 1, a2's address", c.Nodes[1].NetNSPath, c.KernelIP(1), 1, ipA2, "xnode_rx"},
-			{"VNI of the other VPN (whose pod has the address)", c.Nodes[1].NetNSPath, c.KernelIP(1), 2, ipA2, "xnode_drop_src"},
-			{"VNI of no VPN here", c.Nodes[1].NetNSPath, c.KernelIP(1), 3, ipA2, "xnode_drop_vni_mismatch"},
-			{"node2 sends for node1's block", c.Nodes[1].NetNSPath, c.KernelIP(1), 1, inNode1Block, "xnode_drop_src"},
-			{"an underlay host that is no node", "/run/netns/" + c.Underlay, "100.65.0.99", 1, ipA2, "xnode_drop_src"},
+			{"genuine: node2, VNI 1, a2's address", c.Nodes[1].NetNSPath, c.KernelIP(1), 1, ipA2, ipA1, "xnode_rx"},
+			{"VNI of the other VPN (whose pod has the address)", c.Nodes[1].NetNSPath, c.KernelIP(1), 2, ipA2, ipA1, "xnode_drop_src"},
+			{"VNI of no VPN here", c.Nodes[1].NetNSPath, c.KernelIP(1), 3, ipA2, ipA1, "xnode_drop_vni_mismatch"},
+			{"node2 sends for node1's block", c.Nodes[1].NetNSPath, c.KernelIP(1), 1, inNode1Block, ipA1, "xnode_drop_src"},
+			{"an underlay host that is no node", "/run/netns/" + c.Underlay, "100.65.0.99", 1, ipA2, ipA1, "xnode_drop_src"},
+			// Sent back "for OVS": node1 would hand it to OVS as a1's own packet.
+			{"sent back by a host that is no node", "/run/netns/" + c.Underlay, "100.65.0.99", 1 | 1<<23, ipA1, ipA2, "xnode_drop_bounce"},
+			{"sent back by node2 with node2's pod as source", c.Nodes[1].NetNSPath, c.KernelIP(1), 1 | 1<<23, ipA2, ipA2, "xnode_drop_bounce"},
 		}
 		for _, tc := range cases {
 			before := n1.datapathCounters(t)
-			sendVXLAN(t, tc.from, tc.src, c.KernelIP(0), tc.vni, forgedFrame(tc.inner, ipA1, port, tc.name))
+			sendVXLAN(t, tc.from, tc.src, c.KernelIP(0), tc.vni, forgedFrame(tc.inner, tc.dst, port, tc.name))
 			require.Eventually(t, func() bool { return dpMoved(before, n1.datapathCounters(t), tc.reason) == 1 },
 				5*time.Second, 100*time.Millisecond, "%s: counted as %s", tc.name, tc.reason)
 		}
 		got := readAll(pcA, time.Second)
 		require.Equal(t, []string{cases[0].name}, got, "a1 got only the genuine packet")
 		require.Empty(t, readAll(pcT, 200*time.Millisecond), "the other VPN's pod with the same address got nothing")
+		require.Empty(t, readAll(pcA2, 200*time.Millisecond), "no sent-back packet went through OVS")
+	})
+
+	t.Run("what the receiver must not deliver goes back and through OVS", func(t *testing.T) {
+		// node2's fast path off: it may not deliver into a2 without OVS. node1 still sends
+		// over VXLAN (it cannot know), node2 sends each packet back, node1 hands it to OVS
+		// on a1's port: delivered once, by OVN.
+		n2.restartController(append([]string{"--mtu", "0", "--alloc-range", xnodeN2, "--networks-file", nets, "--fast-path=false"}, xnodeArgs(c, 1)...)...)
+		waitRemote(t, n1, 1)
+		waitPing(t, a1, ipA2, 10*time.Second)
+		before := takeXnodeSnap(t, n1, n2, a1, a2)
+		pingBurst(t, a1, ipA2, 50)
+		udpExactlyOnce(t, a1, a2, ipA2, udpDatagrams)
+		gbps := tcpTransfer(t, a1, a2, ipA2, 7804, 4*mb, 60*time.Second)
+		after := takeXnodeSnap(t, n1, n2, a1, a2)
+		bounced, toOVS := dpMoved(before.dp2, after.dp2, "xnode_bounce"), dpMoved(before.dp1, after.dp1, "xnode_to_ovs")
+		t.Logf("sent back: node2 xnode_bounce %d, node1 xnode_to_ovs %d, a1's OVS port rx %d; TCP 4 MiB %.2f Gbit/s",
+			bounced, toOVS, after.ovsA1.sub(before.ovsA1).rx, gbps)
+		require.GreaterOrEqual(t, bounced, int64(50+udpDatagrams))
+		require.Equal(t, bounced, toOVS, "node1 handed every sent-back packet to OVS")
+		require.GreaterOrEqual(t, after.ovsA1.sub(before.ovsA1).rx, toOVS, "OVS received them on a1's port")
+		require.Zero(t, dpMoved(before.dp2, after.dp2, "xnode_rx"), "node2 delivered nothing past OVS")
+
+		n2.restartController(append([]string{"--mtu", "0", "--alloc-range", xnodeN2, "--networks-file", nets}, xnodeArgs(c, 1)...)...)
+		waitRemote(t, n2, 1)
 	})
 
 	t.Run("falls back to Geneve when the peer stops answering", func(t *testing.T) {
@@ -251,6 +287,29 @@ func TestCrossNodeFastPath(t *testing.T) {
 		before = n1.datapathCounters(t)
 		pingRTT(t, a1, ipA2, 10, 56, false)
 		require.GreaterOrEqual(t, dpMoved(before, n1.datapathCounters(t), "xnode_tx"), int64(10))
+	})
+
+	t.Run("tx offload on: the kernel segments for VXLAN", func(t *testing.T) {
+		// Pods created with tx offload on (TSO): their large segments cross in VXLAN,
+		// segmented by the kernel. Measured against the offload-off pods of the same run.
+		for i, n := range []*node{n1, n2} {
+			n.restartController(append([]string{"--mtu", "0", "--alloc-range", []string{xnodeN1, xnodeN2}[i],
+				"--networks-file", nets, "--tunnel-tx-offload", "on"}, xnodeArgs(c, i)...)...)
+		}
+		b1, b2 := newMNPod(t, "b1"), newMNPod(t, "b2")
+		ipB2 := n2.mustAdd(t, v, b2)
+		n1.mustAdd(t, v, b1)
+		require.True(t, podLink(t, b1).TSO, "b1 has TSO")
+		waitRemote(t, n1, 1)
+		waitRemote(t, n2, 1)
+		waitPing(t, b1, ipB2, 15*time.Second)
+		before := n1.datapathCounters(t)
+		on := tcpTransfer(t, b1, b2, ipB2, 7805, 32*mb, 60*time.Second)
+		off := tcpTransfer(t, a1, a2, ipA2, 7806, 32*mb, 60*time.Second)
+		t.Logf("TCP 32 MiB over VXLAN: pod tx offload on %.2f Gbit/s, off %.2f Gbit/s", on, off)
+		require.Positive(t, dpMoved(before, n1.datapathCounters(t), "xnode_tx"))
+		require.NoError(t, n1.del(t, v, b1))
+		require.NoError(t, n2.del(t, v, b2))
 	})
 }
 
