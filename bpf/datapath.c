@@ -2,7 +2,7 @@
 //go:build ignore
 
 /*
- * sdncni fast path. Two tc/tcx ingress programs:
+ * sdncni fast path. Three tc/tcx ingress programs:
  *
  *   sdncni_from_pod  on the host side of a pod's veth: same-node, same-VPN
  *                    IPv4 from a verified source goes straight into the
@@ -11,11 +11,20 @@
  *                    NetworkPolicy does not (yet) allow it here; everything
  *                    else is handed to OVS by transmitting it on the pod's
  *                    OVS internal port (bpf_redirect to its egress).
+ *                    Same-VPN IPv4 to a pod of another node running the
+ *                    cross-node path (sdncni_remote) is encapsulated in the
+ *                    kernel's VXLAN instead, VNI = VPN (bpf_skb_set_tunnel_key).
  *   sdncni_from_ovs  on the pod's OVS internal port: what OVS sends to the
  *                    pod goes straight into the pod (bpf_redirect_peer).
+ *   sdncni_from_vxlan on the node's collect-metadata VXLAN device: the VNI is
+ *                    the VPN; a packet for a pod of that VPN on this node, from
+ *                    an address of the sending node's blocks of that VPN, goes
+ *                    into the pod, or, when OVS must see it here, back to the
+ *                    sending node, which hands it to OVS on its pod's port;
+ *                    anything else is dropped and counted.
  *
- * Neither program ever returns TC_ACT_OK: pod traffic never enters the node's
- * own stack.
+ * No program ever returns TC_ACT_OK: pod traffic never enters the node's own
+ * stack.
  */
 
 #include <linux/bpf.h>
@@ -23,6 +32,7 @@
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
+#include <stddef.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -39,6 +49,10 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define MAX_SERVICE_ENDPOINTS 65536
 #define MAX_POLICY_PAIRS 65536
 #define MAX_CONNECTIONS 65536
+#define MAX_REMOTE_BLOCKS 65536
+#define VNI_MAX 0xffffff
+#define XNODE_VPN_MAX (XNODE_VNI_BOUNCE - 1)
+#define MAX_PEERS 4096
 #define NSEC_PER_SEC 1000000000ULL
 #define CT_TCP_TIMEOUT (6 * 3600 * NSEC_PER_SEC) /* idle */
 #define CT_UDP_TIMEOUT (120 * NSEC_PER_SEC)
@@ -124,6 +138,33 @@ struct {
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sdncni_pol_ovs SEC(".maps");
+
+/* Other nodes' address blocks per VPN (struct remote_key): the cross-node path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, MAX_REMOTE_BLOCKS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct remote_key);
+	__type(value, struct remote);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_remote SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xnode);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_xnode SEC(".maps");
+
+/* Peers that answered our probes: underlay IPv4 -> bpf_ktime_get_ns() of the answer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PEERS);
+	__type(key, __be32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_xpeer SEC(".maps");
 
 /* Referenced so bpf2go emits Go declarations for them (-type). */
 const enum reason __reason __attribute__((unused));
@@ -253,6 +294,79 @@ static __always_inline int policy_allows(const struct ct_key *k, __u32 from, __u
 	return 0;
 }
 
+/*
+ * pod_mac: mac is the MAC sdncni gives the pod with address ip, 0a:58 followed by
+ * the address (pkg/attach.MACFor). The cross-node path knows no remote pod, but it
+ * knows its MAC: a frame to another node's pod must be addressed to it.
+ */
+static __always_inline int pod_mac(const __u8 *mac, __be32 ip)
+{
+	const __u8 *b = (const __u8 *)&ip;
+
+	return mac[0] == 0x0a && mac[1] == 0x58 && mac[2] == b[0] && mac[3] == b[1] &&
+	       mac[4] == b[2] && mac[5] == b[3];
+}
+
+static __always_inline struct xnode *xnode_cfg(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sdncni_xnode, &zero);
+}
+
+/* remote_node: the underlay address of the node holding ip in vpn, or 0. */
+static __always_inline __be32 remote_node(__u32 vpn, __be32 ip)
+{
+	struct remote_key k = { .prefixlen = 64, .vpn = vpn, .ip = ip };
+	struct remote *r = bpf_map_lookup_elem(&sdncni_remote, &k);
+
+	return r ? r->underlay : 0;
+}
+
+/*
+ * xnode_tx: a packet from src, past every source check, to an address no pod of
+ * this node holds in src's VPN. When the address is in another node's block of
+ * the VPN and the cross-node path is on, it is encapsulated in VXLAN with VNI =
+ * VPN and sent to that node; otherwise it goes to OVS (Geneve) as before. A
+ * governed sender and a Service endpoint's port go to OVS too: the receiving node
+ * could not hand them to OVS.
+ */
+static __always_inline int xnode_tx(struct __sk_buff *skb, const struct endpoint *src,
+				    __be32 saddr, __be32 daddr, int dmac_ok, __u8 proto, __u32 l4off)
+{
+	struct xnode *x = xnode_cfg();
+
+	if (!x || !x->on || !x->vxlan_ifindex || src->vpn == 0 || src->vpn > XNODE_VPN_MAX)
+		return to_ovs(src, REASON_TO_OVS_CROSS_VPN_OR_UNKNOWN_DST);
+	__be32 node = remote_node(src->vpn, daddr);
+
+	if (!node || node == x->local)
+		return to_ovs(src, REASON_TO_OVS_CROSS_VPN_OR_UNKNOWN_DST);
+	if (!dmac_ok)
+		return to_ovs(src, REASON_TO_OVS_DST_MAC_MISMATCH);
+	if (src->flags & (EP_POLICY_IN | EP_POLICY_EG))
+		return to_ovs_policy(src);
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		__be16 sport;
+
+		if (bpf_skb_load_bytes(skb, l4off, &sport, sizeof(sport)))
+			return to_ovs(src, REASON_TO_OVS_MALFORMED);
+		if (service_endpoint(src->vpn, saddr, sport, proto))
+			return to_ovs(src, REASON_TO_OVS_SERVICE);
+	}
+
+	struct bpf_tunnel_key key = {};
+
+	key.tunnel_id = src->vpn;
+	key.remote_ipv4 = bpf_ntohl(node);
+	key.tunnel_ttl = 64;
+	if (bpf_skb_set_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4),
+				   BPF_F_ZERO_CSUM_TX))
+		return to_ovs(src, REASON_TO_OVS_CROSS_VPN_OR_UNKNOWN_DST);
+	count(REASON_XNODE_TX);
+	return bpf_redirect(x->vxlan_ifindex, 0);
+}
+
 SEC("tc")
 int sdncni_from_pod(struct __sk_buff *skb)
 {
@@ -307,7 +421,8 @@ int sdncni_from_pod(struct __sk_buff *skb)
 	struct dst *dst = bpf_map_lookup_elem(&sdncni_dst, &key);
 
 	if (!dst)
-		return to_ovs(src, REASON_TO_OVS_CROSS_VPN_OR_UNKNOWN_DST);
+		return xnode_tx(skb, src, ip->saddr, ip->daddr, pod_mac(eth->h_dest, ip->daddr),
+				ip->protocol, sizeof(*eth) + ip->ihl * 4);
 	if (!mac_eq(eth->h_dest, dst->mac))
 		return to_ovs(src, REASON_TO_OVS_DST_MAC_MISMATCH);
 	if (!(dst->flags & EP_FASTPATH))
@@ -419,4 +534,178 @@ int sdncni_from_ovs(struct __sk_buff *skb)
 	}
 	count(REASON_FROM_OVS);
 	return bpf_redirect_peer(ep->peer_ifindex, 0);
+}
+
+/*
+ * xnode_probe handles VNI 0: answers a peer's probe request on the same tunnel, or
+ * records the answer to ours. Anything else there is malformed.
+ */
+static __always_inline int xnode_probe(struct __sk_buff *skb, const struct xnode *x, __u32 remote)
+{
+	__u8 p[sizeof(struct ethhdr) + 5];
+
+	if (bpf_skb_load_bytes(skb, 0, p, sizeof(p)) || p[12] != (XNODE_PROBE_TYPE >> 8) ||
+	    p[13] != (XNODE_PROBE_TYPE & 0xff) || p[14] != 's' || p[15] != 'd' || p[16] != 'n' ||
+	    p[17] != 'x' || !remote)
+		goto malformed;
+	if (p[18] == XNODE_PROBE_REQUEST) {
+		__u8 op = XNODE_PROBE_REPLY;
+		struct bpf_tunnel_key key = { .remote_ipv4 = remote, .tunnel_ttl = 64 };
+
+		if (bpf_skb_store_bytes(skb, 18, &op, 1, 0) ||
+		    bpf_skb_set_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4),
+					   BPF_F_ZERO_CSUM_TX))
+			goto malformed;
+		count(REASON_XNODE_PROBE_ECHO);
+		return bpf_redirect(x->vxlan_ifindex, 0);
+	}
+	if (p[18] == XNODE_PROBE_REPLY) {
+		__be32 peer = bpf_htonl(remote);
+		__u64 now = bpf_ktime_get_ns();
+
+		bpf_map_update_elem(&sdncni_xpeer, &peer, &now, BPF_ANY);
+		count(REASON_XNODE_PROBE_REPLY);
+		return TC_ACT_SHOT;
+	}
+malformed:
+	count(REASON_XNODE_DROP_MALFORMED);
+	return TC_ACT_SHOT;
+}
+
+/*
+ * xnode_to_ovs: a packet of one of our pods that its receiver sent back (it must pass
+ * OVS there). It must come from the node holding its destination's block, from our
+ * pod of that VPN with its IP and MAC; then it goes to OVS on the pod's port, once.
+ */
+static __always_inline int xnode_to_ovs(struct __sk_buff *skb, __u32 vpn, __be32 from)
+{
+	const __u32 hdrs = sizeof(struct ethhdr) + sizeof(struct iphdr);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (data + hdrs > data_end) {
+		if (skb->len < hdrs || bpf_skb_pull_data(skb, hdrs))
+			goto drop;
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		if (data + hdrs > data_end)
+			goto drop;
+	}
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+
+	if (vpn == 0 || eth->h_proto != bpf_htons(ETH_P_IP) || !from ||
+	    remote_node(vpn, ip->daddr) != from)
+		goto drop;
+	struct dst_key dk = { .vpn = vpn, .ip = ip->saddr };
+	struct dst *own = bpf_map_lookup_elem(&sdncni_dst, &dk);
+
+	if (!own || !mac_eq(eth->h_source, own->mac))
+		goto drop;
+	__u32 host = own->host_ifindex;
+	struct endpoint *ep = bpf_map_lookup_elem(&sdncni_ep, &host);
+
+	if (!ep || ep->role != ROLE_POD || ep->vpn != vpn || ep->ip != ip->saddr)
+		goto drop;
+	count(REASON_XNODE_TO_OVS);
+	return bpf_redirect(ep->peer_ifindex, 0);
+drop:
+	count(REASON_XNODE_DROP_BOUNCE);
+	return TC_ACT_SHOT;
+}
+
+SEC("tc")
+int sdncni_from_vxlan(struct __sk_buff *skb)
+{
+	struct xnode *x = xnode_cfg();
+
+	if (!x || !x->on || x->vxlan_ifindex != skb->ifindex) {
+		count(REASON_XNODE_DROP_OFF);
+		return TC_ACT_SHOT;
+	}
+
+	struct bpf_tunnel_key key = {};
+
+	if (bpf_skb_get_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4), 0) ||
+	    key.tunnel_id > VNI_MAX)
+		goto malformed;
+	if (key.tunnel_id == 0)
+		return xnode_probe(skb, x, key.remote_ipv4);
+	if (key.tunnel_id & XNODE_VNI_BOUNCE)
+		return xnode_to_ovs(skb, key.tunnel_id & ~XNODE_VNI_BOUNCE, bpf_htonl(key.remote_ipv4));
+
+	const __u32 hdrs = sizeof(struct ethhdr) + sizeof(struct iphdr);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (data + hdrs > data_end) {
+		if (skb->len < hdrs || bpf_skb_pull_data(skb, hdrs))
+			goto malformed;
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		if (data + hdrs > data_end)
+			goto malformed;
+	}
+
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	__u32 vpn = key.tunnel_id;
+
+	if (skb->vlan_present || eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 ||
+	    ip->ihl < 5 || (eth->h_dest[0] & 1) || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+		goto malformed;
+
+	/* The VNI names the VPN: only that VPN's pods are looked at. */
+	struct dst_key dk = { .vpn = vpn, .ip = ip->daddr };
+	struct dst *dst = bpf_map_lookup_elem(&sdncni_dst, &dk);
+
+	if (!dst || !mac_eq(eth->h_dest, dst->mac)) {
+		count(REASON_XNODE_DROP_VNI_MISMATCH);
+		return TC_ACT_SHOT;
+	}
+	/*
+	 * A node sends only for its own blocks: the inner source must lie in a block of
+	 * this VPN held by the node the packet came from, with that pod's MAC.
+	 */
+	__be32 from = bpf_htonl(key.remote_ipv4);
+
+	if (!from || remote_node(vpn, ip->saddr) != from || !pod_mac(eth->h_source, ip->saddr)) {
+		count(REASON_XNODE_DROP_SRC);
+		return TC_ACT_SHOT;
+	}
+	if (!(dst->flags & EP_FASTPATH) || (dst->flags & (EP_POLICY_IN | EP_POLICY_EG)) ||
+	    !fastpath_on(vpn))
+		goto bounce;
+	__u8 proto = ip->protocol;
+
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		__be16 dport;
+
+		if (bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4 + 2, &dport, sizeof(dport)))
+			goto malformed;
+		if (service_endpoint(vpn, ip->daddr, dport, proto))
+			goto bounce;
+	}
+	count(REASON_XNODE_RX);
+	return bpf_redirect_peer(dst->host_ifindex, 0);
+
+bounce:
+	/*
+	 * OVS must see this packet, and OVN takes it only from its own Geneve: it goes
+	 * back to the node that sent it, marked, and that node hands it to OVS on the
+	 * sending pod's port, as if the fast path had never taken it.
+	 */
+	{
+		struct bpf_tunnel_key back = { .tunnel_id = vpn | XNODE_VNI_BOUNCE,
+					       .remote_ipv4 = key.remote_ipv4, .tunnel_ttl = 64 };
+
+		if (bpf_skb_set_tunnel_key(skb, &back, offsetof(struct bpf_tunnel_key, local_ipv4),
+					   BPF_F_ZERO_CSUM_TX))
+			goto malformed;
+		count(REASON_XNODE_BOUNCE);
+		return bpf_redirect(x->vxlan_ifindex, 0);
+	}
+malformed:
+	count(REASON_XNODE_DROP_MALFORMED);
+	return TC_ACT_SHOT;
 }

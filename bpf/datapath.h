@@ -126,6 +126,50 @@ enum ct_flag {
 	CT_BLOCKED = 1,
 };
 
+/*
+ * Key of sdncni_remote (LPM trie): a VPN's address block held by another node.
+ * prefixlen counts the bits of vpn and ip together: 32 + the block's prefix length.
+ */
+struct remote_key {
+	__u32 prefixlen;
+	__u32 vpn;   /* always matched whole (prefixlen >= 32), so host order is fine */
+	__be32 ip;   /* block address, network order */
+};
+
+/* Value of sdncni_remote: where the block's pods are reached over VXLAN. */
+struct remote {
+	__be32 underlay; /* the holding node's underlay IPv4, network order */
+	__u32 pad;
+};
+
+/*
+ * Value of the single-entry sdncni_xnode array: the cross-node fast path of this
+ * node. All zero (a new map): off.
+ */
+struct xnode {
+	__u32 on;            /* 1: cross-node fast path on */
+	__u32 vxlan_ifindex; /* the collect-metadata VXLAN device */
+	__be32 local;        /* this node's underlay IPv4 (its own blocks are never remote) */
+	__u32 pad;
+};
+
+/*
+ * Discovery probes travel as VNI 0, which no VPN has: an inner Ethernet frame of
+ * type XNODE_PROBE_TYPE whose payload starts with "sdnx" and an op byte. A node
+ * whose cross-node path is on answers a request on the same tunnel (op 2); the
+ * prober's from_vxlan records the answer's outer source in sdncni_xpeer.
+ */
+/*
+ * VNI bit 23 marks a packet sent back to the node it came from, because its
+ * destination's node could not deliver it without OVS: the sender hands it to OVS
+ * on its pod's port. VPN IDs on the cross-node path therefore fit in 23 bits.
+ */
+#define XNODE_VNI_BOUNCE 0x800000
+
+#define XNODE_PROBE_TYPE 0x88b5 /* IEEE 802 local experimental */
+#define XNODE_PROBE_REQUEST 1
+#define XNODE_PROBE_REPLY 2
+
 /* Value of the single-entry sdncni_cfg array. */
 struct config {
 	__u32 fastpath; /* 1: global fast path on */
@@ -154,6 +198,18 @@ enum reason {
 	REASON_TO_OVS_SERVICE,
 	REASON_TO_OVS_POLICY,
 	REASON_DROP_POLICY_BLOCKED,
+	/* Cross-node fast path (sdncni_from_pod's VXLAN branch, sdncni_from_vxlan). */
+	REASON_XNODE_TX,                /* sent to another node over VXLAN */
+	REASON_XNODE_RX,                /* received over VXLAN, delivered into the pod */
+	REASON_XNODE_DROP_OFF,          /* received while the path is off, or not on our device */
+	REASON_XNODE_DROP_MALFORMED,    /* no tunnel key, VNI 0 or > 24 bits, not plain IPv4 unicast */
+	REASON_XNODE_DROP_VNI_MISMATCH, /* no pod of the VNI's VPN has that IP and MAC here */
+	REASON_XNODE_DROP_SRC,          /* inner source not of the sending node's blocks of that VPN */
+	REASON_XNODE_BOUNCE,            /* needs OVS here (policy, Service port, fast path off): sent back */
+	REASON_XNODE_PROBE_ECHO,        /* a peer's probe (VNI 0) answered */
+	REASON_XNODE_PROBE_REPLY,       /* the answer to our probe, recorded in sdncni_xpeer */
+	REASON_XNODE_TO_OVS,            /* our pod's packet sent back by its receiver: handed to OVS */
+	REASON_XNODE_DROP_BOUNCE,       /* a sent-back packet that is not our pod's to a block of its sender */
 	REASON_MAX,
 };
 

@@ -22,6 +22,12 @@
 #                      default 24). Needed for Geneve between nodes: the userspace
 #                      datapath routes and ARPs for its tunnels itself, through a bridge
 #                      of its own datapath.
+#   --kernel-underlay IP/LEN  with --underlay: a second veth from the node to the
+#                      underlay bridge, kernel-owned (not an OVS port), holding IP/LEN.
+#                      The cross-node fast path's VXLAN runs over it, as it would over
+#                      a real node's NIC; br-phy's address belongs to OVS's userspace
+#                      datapath, and a kernel tunnel routed through it would cross
+#                      ovs-vswitchd after all.
 #
 # Layout: DIR/central/ holds the OVN NB and SB ovsdb-servers and ovn-northd (root netns);
 # DIR/node-NAME/ holds a node's conf.db ovsdb-server (root netns) and its ovs-vswitchd and
@@ -34,7 +40,9 @@
 #   br-int (geneve port to B)   +--------------------+         br-int (geneve port to A)
 #   br-phy (encap IP A)         |        br-ul       |         br-phy (encap IP B)
 #     ul0 -------- veth -------- u-<A>          u-<B> -------- veth -------- ul0
+#   ulk0 (kernel IP A) - veth -- k-<A>          k-<B> -------- veth - ulk0 (kernel IP B)
 #                               +--------------------+
+#   (ulk0 only with --kernel-underlay)
 set -euo pipefail
 
 DEFAULT_DIR=/run/sdncni-dev
@@ -43,6 +51,7 @@ BRIDGE=br-int
 PHY_BRIDGE=br-phy     # a node's underlay bridge (netdev); its internal port holds the encap IP
 UL_BRIDGE=br-ul       # the Linux bridge in the underlay netns
 UL_NODE_IF=ul0        # the node's end of its underlay veth, a port of br-phy
+UL_KERNEL_IF=ulk0     # the node's kernel-owned underlay link (--kernel-underlay)
 PACKAGES=(openvswitch-switch ovn-central ovn-host iperf3 clang llvm libbpf-dev bpftool iproute2 ethtool iputils-ping util-linux runc socat conntrack openssl jq iptables curl mmdebstrap busybox-static gcc libc6-dev)
 VSWITCH_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
 NB_SCHEMA=/usr/share/ovn/ovn-nb.ovsschema
@@ -142,11 +151,12 @@ node_ovsdb_up() {
 	wait_for "node ovsdb-server" ovs-vsctl --db="unix:$nd/db.sock" --timeout=5 show
 }
 
-# node_up DIR NETNS SYSTEM_ID ENCAP_IP[/LEN] [UNDERLAY]: one simulated node in network
-# namespace NETNS, with files in DIR/node-NETNS, registered as an OVN chassis with the
-# central in DIR/central; with UNDERLAY, wired to that underlay netns (see underlay_up).
+# node_up DIR NETNS SYSTEM_ID ENCAP_IP[/LEN] [UNDERLAY [KERNEL_IP/LEN]]: one simulated
+# node in network namespace NETNS, with files in DIR/node-NETNS, registered as an OVN
+# chassis with the central in DIR/central; with UNDERLAY, wired to that underlay netns
+# (see underlay_up), and with KERNEL_IP also by a kernel-owned link (node_kernel_underlay_up).
 node_up() {
-	local dir=$1 ns=$2 sysid=$3 encap_cidr=$4 underlay=${5:-} encap nd db vsctl
+	local dir=$1 ns=$2 sysid=$3 encap_cidr=$4 underlay=${5:-} kernel_cidr=${6:-} encap nd db vsctl
 	encap=${encap_cidr%%/*}
 	nd=$(node_dir "$dir" "$ns")
 	db="unix:$nd/db.sock"
@@ -177,6 +187,11 @@ node_up() {
 		[[ $encap_cidr == */* ]] || encap_cidr=$encap/24
 		underlay_up "$dir" "$underlay"
 		node_underlay_up "$dir" "$ns" "$underlay" "$encap_cidr"
+		if [[ -n $kernel_cidr ]]; then
+			node_kernel_underlay_up "$dir" "$ns" "$underlay" "$kernel_cidr"
+		fi
+	elif [[ -n $kernel_cidr ]]; then
+		die "--kernel-underlay needs --underlay"
 	fi
 	if ! pid_alive "$nd/ovn-controller.pid" ovn-controller; then
 		# ovn-controller 23.03 has no --unixctl: OVN_RUNDIR (set by use_dirs) places its
@@ -185,7 +200,7 @@ node_up() {
 			--log-file="$nd/ovn-controller.log" --detach --no-chdir -vconsole:off
 	fi
 	wait_for "chassis $sysid in OVN SB" chassis_registered "$dir" "$sysid"
-	write_node_env "$dir" "$ns" "$sysid" "$encap" "$underlay" >"$nd/env"
+	write_node_env "$dir" "$ns" "$sysid" "$encap" "$underlay" "${kernel_cidr%%/*}" >"$nd/env"
 }
 
 # underlay_up DIR UNDERLAY: the underlay network namespace with its Linux bridge (a
@@ -230,19 +245,43 @@ node_underlay_up() {
 	in_netns "$ns" ip link set "$PHY_BRIDGE" up
 }
 
-# node_underlay_down DIR NETNS: delete the node's underlay veth (br-phy goes with the
+# ul_kernel_peer_name NETNS: the underlay netns's end of node NETNS's kernel link.
+ul_kernel_peer_name() { echo "k-$(printf '%s' "$1" | cksum | cut -d' ' -f1)" | cut -c1-15; }
+
+# node_kernel_underlay_up DIR NETNS UNDERLAY IP/LEN: a veth from the node's ulk0 to the
+# underlay bridge, owned by the kernel (no OVS port), with IP/LEN on ulk0: what a real
+# node's NIC is to the kernel's VXLAN. Idempotent.
+node_kernel_underlay_up() {
+	local dir=$1 ns=$2 ul=$3 cidr=$4 nd peer
+	[[ $cidr == */* ]] || cidr=$cidr/24
+	nd=$(node_dir "$dir" "$ns")
+	peer=$(ul_kernel_peer_name "$ns")
+	echo "$ul $peer" >"$nd/kernel-underlay"
+	if ! in_netns "$ns" ip link show "$UL_KERNEL_IF" >/dev/null 2>&1; then
+		in_netns "$ns" ip link add "$UL_KERNEL_IF" type veth peer name "$peer" netns "$ul"
+	fi
+	in_netns "$ul" ip link set "$peer" master "$UL_BRIDGE" up
+	in_netns "$ns" ip addr replace "$cidr" dev "$UL_KERNEL_IF"
+	in_netns "$ns" ip link set "$UL_KERNEL_IF" up
+}
+
+# node_underlay_down DIR NETNS: delete the node's underlay veths (br-phy goes with the
 # node's bridges).
 node_underlay_down() {
-	local dir=$1 ns=$2 nd ul peer
+	local dir=$1 ns=$2 nd ul peer f ifname
 	nd=$(node_dir "$dir" "$ns")
-	[[ -f $nd/underlay ]] || return 0
-	read -r ul peer <"$nd/underlay"
-	if [[ -e /run/netns/$ul ]]; then
-		in_netns "$ul" ip link del "$peer" 2>/dev/null || true
-	fi
-	if [[ -e /run/netns/$ns ]]; then
-		in_netns "$ns" ip link del "$UL_NODE_IF" 2>/dev/null || true
-	fi
+	for f in underlay kernel-underlay; do
+		[[ -f $nd/$f ]] || continue
+		read -r ul peer <"$nd/$f"
+		ifname=$UL_NODE_IF
+		[[ $f == underlay ]] || ifname=$UL_KERNEL_IF
+		if [[ -e /run/netns/$ul ]]; then
+			in_netns "$ul" ip link del "$peer" 2>/dev/null || true
+		fi
+		if [[ -e /run/netns/$ns ]]; then
+			in_netns "$ns" ip link del "$ifname" 2>/dev/null || true
+		fi
+	done
 }
 
 # underlays_down DIR: remove every underlay no node of DIR uses any more.
@@ -319,7 +358,7 @@ restart_ovsdb() {
 # ---------------------------------------------------------------------------- env, status
 
 write_node_env() {
-	local dir=$1 ns=$2 sysid=$3 encap=$4 underlay=${5:-} c nd
+	local dir=$1 ns=$2 sysid=$3 encap=$4 underlay=${5:-} kernel_ip=${6:-} c nd
 	c=$(central_dir "$dir")
 	nd=$(node_dir "$dir" "$ns")
 	cat <<EOF
@@ -335,13 +374,14 @@ SDNCNI_BRIDGE=$BRIDGE
 SDNCNI_SYSTEM_ID=$sysid
 SDNCNI_ENCAP_IP=$encap
 SDNCNI_UNDERLAY_NETNS=$underlay
+SDNCNI_KERNEL_UNDERLAY_IP=$kernel_ip
 SDNCNI_NB_PIDFILE=$c/ovnnb_db.pid
 SDNCNI_SB_PIDFILE=$c/ovnsb_db.pid
 SDNCNI_NORTHD_PIDFILE=$c/ovn-northd.pid
 SDNCNI_OVSDB_PIDFILE=$nd/ovsdb-server.pid
 SDNCNI_VSWITCHD_PIDFILE=$nd/ovs-vswitchd.pid
 SDNCNI_OVN_CONTROLLER_PIDFILE=$nd/ovn-controller.pid
-export SDNCNI_DEV_DIR SDNCNI_NETNS SDNCNI_NETNS_PATH SDNCNI_NODE_DIR SDNCNI_OVS_DB SDNCNI_NB_DB SDNCNI_SB_DB SDNCNI_BRIDGE SDNCNI_SYSTEM_ID SDNCNI_ENCAP_IP SDNCNI_UNDERLAY_NETNS
+export SDNCNI_DEV_DIR SDNCNI_NETNS SDNCNI_NETNS_PATH SDNCNI_NODE_DIR SDNCNI_OVS_DB SDNCNI_NB_DB SDNCNI_SB_DB SDNCNI_BRIDGE SDNCNI_SYSTEM_ID SDNCNI_ENCAP_IP SDNCNI_UNDERLAY_NETNS SDNCNI_KERNEL_UNDERLAY_IP
 EOF
 }
 
@@ -428,7 +468,7 @@ main() {
 	local cmd=${1:-}
 	[[ -n $cmd ]] || usage
 	shift
-	local dir=${SDNCNI_DEV_DIR:-$DEFAULT_DIR} ns=${SDNCNI_NETNS:-$DEFAULT_NETNS} sysid= encap=127.0.0.1 underlay=
+	local dir=${SDNCNI_DEV_DIR:-$DEFAULT_DIR} ns=${SDNCNI_NETNS:-$DEFAULT_NETNS} sysid= encap=127.0.0.1 underlay= kernel=
 	while (($#)); do
 		case $1 in
 		--dir) dir=$2; shift 2 ;;
@@ -436,6 +476,7 @@ main() {
 		--system-id) sysid=$2; shift 2 ;;
 		--encap-ip) encap=$2; shift 2 ;;
 		--underlay) underlay=$2; shift 2 ;;
+		--kernel-underlay) kernel=$2; shift 2 ;;
 		-h | --help) usage ;;
 		*) die "unknown argument $1" ;;
 		esac
@@ -446,7 +487,7 @@ main() {
 	deps) deps ;;
 	up)
 		central_up "$dir"
-		node_up "$dir" "$ns" "$sysid" "$encap" "$underlay"
+		node_up "$dir" "$ns" "$sysid" "$encap" "$underlay" "$kernel"
 		cp "$(node_dir "$dir" "$ns")/env" "$dir/env"
 		log "up; source $dir/env"
 		;;
@@ -455,7 +496,7 @@ main() {
 		log "central up in $dir/central"
 		;;
 	node-up)
-		node_up "$dir" "$ns" "$sysid" "$encap" "$underlay"
+		node_up "$dir" "$ns" "$sysid" "$encap" "$underlay" "$kernel"
 		log "node $ns up; source $(node_dir "$dir" "$ns")/env"
 		;;
 	node-down) node_down "$dir" "$ns" ;;

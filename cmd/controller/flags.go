@@ -6,12 +6,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sdncni/sdncni/internal/version"
 	"github.com/sdncni/sdncni/pkg/cniapi"
 	"github.com/sdncni/sdncni/pkg/cniserver"
+	"github.com/sdncni/sdncni/pkg/crossnode"
+	"github.com/sdncni/sdncni/pkg/datapath"
 	"github.com/sdncni/sdncni/pkg/ovs"
 	"github.com/sdncni/sdncni/pkg/pki"
 	"github.com/sdncni/sdncni/pkg/vpn"
@@ -66,13 +69,19 @@ type options struct {
 	// which another container may set moments later; 0: take the row as it is.
 	encapWait    time.Duration
 	txOffloadOff bool // what tunnelTxOffload resolved to
+
+	// Cross-node fast path (crossnode.go): off when crossNodeDev is empty.
+	crossNodeDev   string
+	crossNodeIP    netip.Addr
+	crossNodePort  int
+	crossNodePeers []datapath.RemoteBlock
 }
 
 func parseFlags(args []string) (*options, error) {
 	host, _ := os.Hostname()
 	o := &options{}
 	fs := flag.NewFlagSet("sdncni-controller", flag.ContinueOnError)
-	var cidr, gw, allocRange, serviceCIDRs, controlPlane, netnsDirs string
+	var cidr, gw, allocRange, serviceCIDRs, controlPlane, netnsDirs, crossNodeIP, crossNodePeers string
 	var showVersion bool
 	fs.StringVar(&o.socket, "socket", cniapi.DefaultSocket, "unix socket the CNI binary talks to")
 	fs.StringVar(&o.ovsDB, "ovs-db", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch database endpoint")
@@ -119,6 +128,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.limits.ServicesPerVPN, "max-services-per-vpn", vpn.DefaultServicesPerVPN, "Services of one VPN the cluster role realises as OVN load balancers, oldest first; the newer ones get none, and the VPN's ServiceLimitReached condition names them (0: no bound)")
 	fs.IntVar(&o.limits.BackendsPerService, "max-backends-per-service", vpn.DefaultBackendsPerService, "backends (VIP × endpoint) of one Service in its OVN load balancers; over it each port keeps its first endpoints, an equal share (0: no bound)")
 	fs.IntVar(&o.limits.BlocksPerVPN, "max-blocks-per-vpn", vpn.DefaultBlocksPerVPN, "address blocks one VPN may hold over all nodes: a node refuses to claim one more (the pod's ADD fails with CNI code 11); give both roles the same value (0: no bound)")
+	fs.StringVar(&o.crossNodeDev, "cross-node-vxlan", "", "name of the collect-metadata VXLAN device of the cross-node fast path (created if missing): same-VPN IPv4 to pods of other nodes that answer its probes bypasses OVS; empty: off, all cross-node traffic takes OVN's Geneve (docs/datapath.md; not yet with --kubeconfig)")
+	fs.StringVar(&crossNodeIP, "cross-node-underlay-ip", "", "this node's IPv4 on a kernel-owned underlay link (not an OVS bridge's port): the cross-node path's VXLAN leaves from it (needed with --cross-node-vxlan)")
+	fs.IntVar(&o.crossNodePort, "cross-node-port", crossnode.DefaultPort, "UDP port of every node's cross-node VXLAN device")
+	fs.StringVar(&crossNodePeers, "cross-node-peers", "", "other nodes' blocks, comma-separated VPNID:CIDR=UNDERLAYIP (e.g. 1:10.78.0.128/25=100.65.0.2); each is used only while its node answers the probes")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -207,7 +220,65 @@ func parseFlags(args []string) (*options, error) {
 	if o.nodeName == "" {
 		return nil, fmt.Errorf("--node-name is required (no hostname)")
 	}
+	if err := parseCrossNode(o, crossNodeIP, crossNodePeers); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// parseCrossNode checks the --cross-node-* flags.
+func parseCrossNode(o *options, ip, peers string) error {
+	if o.crossNodeDev == "" {
+		if ip != "" || peers != "" {
+			return fmt.Errorf("--cross-node-underlay-ip and --cross-node-peers need --cross-node-vxlan")
+		}
+		return nil
+	}
+	var err error
+	if o.crossNodeIP, err = netip.ParseAddr(ip); err != nil || !o.crossNodeIP.Is4() || o.crossNodeIP.IsLoopback() {
+		return fmt.Errorf("--cross-node-vxlan needs --cross-node-underlay-ip, a non-loopback IPv4 (got %q)", ip)
+	}
+	if o.crossNodePort < 1 || o.crossNodePort > 65535 {
+		return fmt.Errorf("--cross-node-port %d out of range", o.crossNodePort)
+	}
+	if o.kubeconfig != "" {
+		// The candidates would come from the VPNBlocks of other nodes (docs/datapath.md,
+		// "Cross-node fast path"): not written yet. Refused rather than silently unused.
+		return fmt.Errorf("--cross-node-vxlan is not supported with --kubeconfig yet (the node role does not fill its blocks from VPNBlocks)")
+	}
+	for _, e := range strings.Split(peers, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		b, err := parsePeer(e)
+		if err != nil {
+			return fmt.Errorf("--cross-node-peers %q: %w", e, err)
+		}
+		o.crossNodePeers = append(o.crossNodePeers, b)
+	}
+	return nil
+}
+
+// parsePeer parses VPNID:CIDR=UNDERLAYIP.
+func parsePeer(e string) (datapath.RemoteBlock, error) {
+	id, rest, ok1 := strings.Cut(e, ":")
+	block, node, ok2 := strings.Cut(rest, "=")
+	if !ok1 || !ok2 {
+		return datapath.RemoteBlock{}, fmt.Errorf("want VPNID:CIDR=UNDERLAYIP")
+	}
+	vpnID, err := strconv.ParseUint(id, 10, 32)
+	if err != nil || vpnID == 0 || vpnID > datapath.MaxVNI {
+		return datapath.RemoteBlock{}, fmt.Errorf("vpn id %q: want 1..%d", id, datapath.MaxVNI)
+	}
+	p, err := netip.ParsePrefix(block)
+	if err != nil || !p.Addr().Is4() || p != p.Masked() {
+		return datapath.RemoteBlock{}, fmt.Errorf("block %q: want a masked IPv4 CIDR", block)
+	}
+	a, err := netip.ParseAddr(node)
+	if err != nil || !a.Is4() {
+		return datapath.RemoteBlock{}, fmt.Errorf("underlay ip %q: want IPv4", node)
+	}
+	return datapath.RemoteBlock{VPN: uint32(vpnID), Block: p, Node: a}, nil
 }
 
 // parseCIDRs parses a comma-separated list of IPv4 CIDRs (empty: none).

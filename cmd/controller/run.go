@@ -19,6 +19,7 @@ import (
 	"github.com/sdncni/sdncni/internal/version"
 	"github.com/sdncni/sdncni/pkg/attach"
 	"github.com/sdncni/sdncni/pkg/cniserver"
+	"github.com/sdncni/sdncni/pkg/crossnode"
 	"github.com/sdncni/sdncni/pkg/datapath"
 	"github.com/sdncni/sdncni/pkg/gateway"
 	"github.com/sdncni/sdncni/pkg/ipam"
@@ -86,6 +87,13 @@ func run(ctx context.Context, o *options) error {
 	defer dp.Close()
 	if err := dp.SetFastPath(startCtx, o.fastPath); err != nil {
 		return err
+	}
+	peers, err := startCrossNode(startCtx, o, dp, log.WithName("crossnode"))
+	if err != nil {
+		return err
+	}
+	if peers != nil {
+		go peers.Run(ctx)
 	}
 
 	var (
@@ -229,6 +237,11 @@ func teardown(ctx context.Context, o *options, log logr.Logger) error {
 	}
 	if err := dp.Teardown(ctx); err != nil {
 		return fmt.Errorf("teardown: %w", err)
+	}
+	if o.crossNodeDev != "" {
+		if err := crossnode.DeleteDevice(o.crossNodeDev); err != nil {
+			return fmt.Errorf("teardown: %w", err)
+		}
 	}
 	if err := gateway.DeleteNetfilter(); err != nil {
 		return fmt.Errorf("teardown: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
 
+	"github.com/sdncni/sdncni/pkg/crossnode"
 	"github.com/sdncni/sdncni/pkg/ovs"
 )
 
@@ -36,6 +37,9 @@ type topology struct {
 	EncapIP   netip.Addr // OVN's tunnel endpoint (external_ids:ovn-encap-ip); invalid if unset
 	EncapLink string     // the link of this netns that holds EncapIP; "" if none
 	EncapMTU  int        // its MTU
+	// XNodeMTU is the MTU of the kernel-owned link that holds --cross-node-underlay-ip
+	// (the cross-node VXLAN leaves there); 0 without the cross-node path.
+	XNodeMTU int
 }
 
 // tunnelled reports whether pod traffic may leave this node in a tunnel: the node has
@@ -44,6 +48,7 @@ type topology struct {
 func (t topology) tunnelled() bool { return t.EncapIP.IsValid() && !t.EncapIP.IsLoopback() }
 
 // podMTU is the largest pod MTU whose frames still fit the underlay once encapsulated,
+// in Geneve and, with the cross-node path, in VXLAN too (a flow may move between them),
 // or fallbackMTU when the underlay is unknown.
 func (t topology) podMTU() int {
 	if !t.tunnelled() || t.EncapMTU == 0 {
@@ -53,7 +58,29 @@ func (t topology) podMTU() int {
 	if t.EncapIP.Is6() {
 		overhead = geneveOverhead6
 	}
-	return t.EncapMTU - overhead
+	mtu := t.EncapMTU - overhead
+	if t.XNodeMTU > 0 {
+		mtu = min(mtu, t.XNodeMTU-crossnode.VXLANOverhead)
+	}
+	return mtu
+}
+
+// linkMTUOf returns the name and MTU of the link of this netns that holds ip.
+func linkMTUOf(ip netip.Addr) (string, int, error) {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return "", 0, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if got, ok := netip.AddrFromSlice(a.IP); ok && got.Unmap() == ip {
+			l, err := netlink.LinkByIndex(a.LinkIndex)
+			if err != nil {
+				return "", 0, fmt.Errorf("link of %s: %w", ip, err)
+			}
+			return l.Attrs().Name, l.Attrs().MTU, nil
+		}
+	}
+	return "", 0, fmt.Errorf("no link of this network namespace holds %s", ip)
 }
 
 // txOffloadOff decides --tunnel-tx-offload=auto: off when the userspace datapath
@@ -82,19 +109,8 @@ func discoverTopology(ctx context.Context, vs *ovs.VSwitch) (topology, error) {
 		return t, err
 	}
 	t.EncapIP = ip
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return t, fmt.Errorf("list addresses: %w", err)
-	}
-	for _, a := range addrs {
-		if got, ok := netip.AddrFromSlice(a.IP); ok && got.Unmap() == ip {
-			l, err := netlink.LinkByIndex(a.LinkIndex)
-			if err != nil {
-				return t, fmt.Errorf("link of encap ip %s: %w", ip, err)
-			}
-			t.EncapLink, t.EncapMTU = l.Attrs().Name, l.Attrs().MTU
-			break
-		}
+	if name, mtu, err := linkMTUOf(ip); err == nil {
+		t.EncapLink, t.EncapMTU = name, mtu
 	}
 	return t, nil
 }
@@ -130,11 +146,21 @@ func resolveTopology(ctx context.Context, o *options, vs *ovs.VSwitch, log logr.
 	if err != nil {
 		return fmt.Errorf("discover tunnel topology: %w", err)
 	}
+	if o.crossNodeDev != "" {
+		name, mtu, err := linkMTUOf(o.crossNodeIP)
+		if err != nil {
+			return fmt.Errorf("--cross-node-underlay-ip: %w", err)
+		}
+		if t.EncapLink != "" && name == t.EncapLink {
+			log.Info("the cross-node path's underlay link also holds OVS's encap ip; with the userspace datapath its VXLAN would cross ovs-vswitchd", "link", name)
+		}
+		t.XNodeMTU = mtu
+	}
 	if o.mtu == 0 {
 		o.mtu = t.podMTU()
 	}
 	o.txOffloadOff = t.txOffloadOff(o.tunnelTxOffload, o.datapathType)
-	log.Info("tunnel topology", "encapIP", t.EncapIP, "encapLink", t.EncapLink, "encapMTU", t.EncapMTU,
+	log.Info("tunnel topology", "encapIP", t.EncapIP, "encapLink", t.EncapLink, "encapMTU", t.EncapMTU, "crossNodeLinkMTU", t.XNodeMTU,
 		"podMTU", o.mtu, "podTxOffload", !o.txOffloadOff)
 	if t.tunnelled() && t.EncapMTU != 0 && o.mtu > t.podMTU() {
 		log.Info("pod MTU exceeds what the tunnel carries; cross-node packets that large will be dropped",

@@ -33,6 +33,8 @@ func TestTopology(t *testing.T) {
 		{"encap ip on no local link", topology{EncapIP: ip("100.64.0.1")}, txOffloadAuto, "netdev", 1400, true},
 		{"forced on", topology{EncapIP: ip("100.64.0.1"), EncapMTU: 1500}, txOffloadOn, "netdev", 1442, false},
 		{"forced off", topology{}, txOffloadOff, "netdev", 1400, true},
+		{"cross-node vxlan, same mtu: geneve is the smaller", topology{EncapIP: ip("100.64.0.1"), EncapMTU: 1500, XNodeMTU: 1500}, txOffloadAuto, "netdev", 1442, true},
+		{"cross-node vxlan on a smaller link", topology{EncapIP: ip("100.64.0.1"), EncapMTU: 1500, XNodeMTU: 1480}, txOffloadAuto, "netdev", 1430, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,4 +77,17 @@ func TestWaitTopology(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, topo.EncapIP.IsValid())
 	require.GreaterOrEqual(t, time.Since(start), time.Second, "waited its bound, then went on without")
+}
+
+func TestParsePeer(t *testing.T) {
+	b, err := parsePeer("1:10.78.0.128/25=100.65.0.2")
+	require.NoError(t, err)
+	require.Equal(t, uint32(1), b.VPN)
+	require.Equal(t, netip.MustParsePrefix("10.78.0.128/25"), b.Block)
+	require.Equal(t, netip.MustParseAddr("100.65.0.2"), b.Node)
+	for _, bad := range []string{"10.78.0.128/25=100.65.0.2", "0:10.78.0.128/25=100.65.0.2", "16777216:10.78.0.0/24=1.2.3.4",
+		"1:10.78.0.129/25=100.65.0.2", "1:fd00::/64=100.65.0.2", "1:10.78.0.0/24=fd00::1", "1:10.78.0.0/24"} {
+		_, err := parsePeer(bad)
+		require.Error(t, err, bad)
+	}
 }

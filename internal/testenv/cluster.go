@@ -19,6 +19,9 @@ const (
 	// underlayNet holds the nodes' encap IPs: node i (from 0) has .(i+1).
 	underlayNet = "100.64.0."
 	underlayLen = 24
+	// kernelUnderlayNet holds the nodes' kernel-owned underlay addresses (the
+	// cross-node fast path's VXLAN runs over them): node i has .(i+1).
+	kernelUnderlayNet = "100.65.0."
 	// tunnelWait bounds how long LaunchCluster waits for ovn-controller's tunnels.
 	tunnelWait = 30 * time.Second
 )
@@ -27,7 +30,9 @@ const (
 // netns), each a network namespace with its own ovs-vswitchd (userspace datapath) and
 // ovn-controller, joined by Geneve over an underlay: a Linux bridge in a network
 // namespace of its own, veth'd to every node's br-phy, which holds the node's encap IP
-// (100.64.0.N/24, N = index+1). See hack/dev-env.sh --underlay.
+// (100.64.0.N/24, N = index+1). Each node also has a kernel-owned link to the same
+// underlay bridge, ulk0, holding 100.65.0.N/24, for the kernel's VXLAN: what a real node's
+// NIC is. See hack/dev-env.sh --underlay and --kernel-underlay.
 type Cluster struct {
 	// Dir holds every db, socket, pidfile and log of the cluster.
 	Dir string
@@ -101,7 +106,8 @@ func LaunchCluster(n int) (*Cluster, error) {
 			cmd = "up" // the central too
 		}
 		encap := fmt.Sprintf("%s%d/%d", underlayNet, i+1, underlayLen)
-		if out, err := o.run(cmd, "--encap-ip", encap, "--underlay", c.Underlay); err != nil {
+		kernel := fmt.Sprintf("%s%d/%d", kernelUnderlayNet, i+1, underlayLen)
+		if out, err := o.run(cmd, "--encap-ip", encap, "--underlay", c.Underlay, "--kernel-underlay", kernel); err != nil {
 			return fail(fmt.Errorf("dev-env.sh %s %s: %w\n%s", cmd, o.NetNS, err, out))
 		}
 		if err := o.loadEnvFile(filepath.Join(dir, "node-"+o.NetNS, "env")); err != nil {
@@ -117,6 +123,10 @@ func LaunchCluster(n int) (*Cluster, error) {
 
 // EncapIP is node i's Geneve endpoint on the underlay.
 func (c *Cluster) EncapIP(i int) string { return fmt.Sprintf("%s%d", underlayNet, i+1) }
+
+// KernelIP is node i's kernel-owned underlay address (ulk0), where its VXLAN device
+// sends and receives.
+func (c *Cluster) KernelIP(i int) string { return fmt.Sprintf("%s%d", kernelUnderlayNet, i+1) }
 
 // waitTunnels waits until every node's OVS has want Geneve tunnel ports.
 func (c *Cluster) waitTunnels(want int) error {

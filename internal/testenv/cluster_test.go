@@ -28,6 +28,13 @@ func TestStartCluster(t *testing.T) {
 		// The underlay carries traffic between the nodes.
 		out, err = exec.Command("nsenter", "--net="+o.NetNSPath, "ping", "-c1", "-W2", peer).CombinedOutput()
 		require.NoError(t, err, "%s", out)
+		// So does the kernel-owned link, which is no OVS port.
+		out, err = exec.Command("ip", "-n", o.NetNS, "-br", "addr", "show", "ulk0").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.Contains(t, string(out), c.KernelIP(i)+"/24")
+		require.NotContains(t, o.Vsctl(t, "list-ports", "br-phy"), "ulk0")
+		out, err = exec.Command("nsenter", "--net="+o.NetNSPath, "ping", "-c1", "-W2", c.KernelIP(1-i)).CombinedOutput()
+		require.NoError(t, err, "%s", out)
 	}
 	// Nothing of the cluster is in the root netns.
 	out, err := exec.Command("ip", "-br", "link").CombinedOutput()

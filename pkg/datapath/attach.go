@@ -27,8 +27,11 @@ type hook struct {
 }
 
 func (d *Datapath) progFor(name string) *ebpf.Program {
-	if name == hookFromOVS {
+	switch name {
+	case hookFromOVS:
 		return d.objs.SdncniFromOvs
+	case hookFromVXLAN:
+		return d.objs.SdncniFromVxlan
 	}
 	return d.objs.SdncniFromPod
 }

@@ -122,8 +122,32 @@ const (
 	bpfReasonREASON_TO_OVS_SERVICE                  bpfReason = 15
 	bpfReasonREASON_TO_OVS_POLICY                   bpfReason = 16
 	bpfReasonREASON_DROP_POLICY_BLOCKED             bpfReason = 17
-	bpfReasonREASON_MAX                             bpfReason = 18
+	bpfReasonREASON_XNODE_TX                        bpfReason = 18
+	bpfReasonREASON_XNODE_RX                        bpfReason = 19
+	bpfReasonREASON_XNODE_DROP_OFF                  bpfReason = 20
+	bpfReasonREASON_XNODE_DROP_MALFORMED            bpfReason = 21
+	bpfReasonREASON_XNODE_DROP_VNI_MISMATCH         bpfReason = 22
+	bpfReasonREASON_XNODE_DROP_SRC                  bpfReason = 23
+	bpfReasonREASON_XNODE_BOUNCE                    bpfReason = 24
+	bpfReasonREASON_XNODE_PROBE_ECHO                bpfReason = 25
+	bpfReasonREASON_XNODE_PROBE_REPLY               bpfReason = 26
+	bpfReasonREASON_XNODE_TO_OVS                    bpfReason = 27
+	bpfReasonREASON_XNODE_DROP_BOUNCE               bpfReason = 28
+	bpfReasonREASON_MAX                             bpfReason = 29
 )
+
+type bpfRemote struct {
+	_        structs.HostLayout
+	Underlay uint32
+	Pad      uint32
+}
+
+type bpfRemoteKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Vpn       uint32
+	Ip        uint32
+}
 
 type bpfRole uint32
 
@@ -141,25 +165,37 @@ type bpfSvcKey struct {
 	Pad   uint8
 }
 
+type bpfXnode struct {
+	_            structs.HostLayout
+	On           uint32
+	VxlanIfindex uint32
+	Local        uint32
+	Pad          uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	bpfMapSdncniCfg      = "sdncni_cfg"
-	bpfMapSdncniCnt      = "sdncni_cnt"
-	bpfMapSdncniCt       = "sdncni_ct"
-	bpfMapSdncniDst      = "sdncni_dst"
-	bpfMapSdncniEp       = "sdncni_ep"
-	bpfMapSdncniPol      = "sdncni_pol"
-	bpfMapSdncniPolOvs   = "sdncni_pol_ovs"
-	bpfMapSdncniSvc      = "sdncni_svc"
-	bpfMapSdncniVpnOff   = "sdncni_vpn_off"
-	bpfProgSdncniFromOvs = "sdncni_from_ovs"
-	bpfProgSdncniFromPod = "sdncni_from_pod"
-	bpfVarCtFlag         = "__ct_flag"
-	bpfVarEpFlag         = "__ep_flag"
-	bpfVarReason         = "__reason"
-	bpfVarRole           = "__role"
+	bpfMapSdncniCfg        = "sdncni_cfg"
+	bpfMapSdncniCnt        = "sdncni_cnt"
+	bpfMapSdncniCt         = "sdncni_ct"
+	bpfMapSdncniDst        = "sdncni_dst"
+	bpfMapSdncniEp         = "sdncni_ep"
+	bpfMapSdncniPol        = "sdncni_pol"
+	bpfMapSdncniPolOvs     = "sdncni_pol_ovs"
+	bpfMapSdncniRemote     = "sdncni_remote"
+	bpfMapSdncniSvc        = "sdncni_svc"
+	bpfMapSdncniVpnOff     = "sdncni_vpn_off"
+	bpfMapSdncniXnode      = "sdncni_xnode"
+	bpfMapSdncniXpeer      = "sdncni_xpeer"
+	bpfProgSdncniFromOvs   = "sdncni_from_ovs"
+	bpfProgSdncniFromPod   = "sdncni_from_pod"
+	bpfProgSdncniFromVxlan = "sdncni_from_vxlan"
+	bpfVarCtFlag           = "__ct_flag"
+	bpfVarEpFlag           = "__ep_flag"
+	bpfVarReason           = "__reason"
+	bpfVarRole             = "__role"
 )
 
 // loadBpf returns the embedded CollectionSpec for bpf.
@@ -204,8 +240,9 @@ type bpfSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfProgramSpecs struct {
-	SdncniFromOvs *ebpf.ProgramSpec `ebpf:"sdncni_from_ovs"`
-	SdncniFromPod *ebpf.ProgramSpec `ebpf:"sdncni_from_pod"`
+	SdncniFromOvs   *ebpf.ProgramSpec `ebpf:"sdncni_from_ovs"`
+	SdncniFromPod   *ebpf.ProgramSpec `ebpf:"sdncni_from_pod"`
+	SdncniFromVxlan *ebpf.ProgramSpec `ebpf:"sdncni_from_vxlan"`
 }
 
 // bpfMapSpecs contains maps before they are loaded into the kernel.
@@ -219,8 +256,11 @@ type bpfMapSpecs struct {
 	SdncniEp     *ebpf.MapSpec `ebpf:"sdncni_ep"`
 	SdncniPol    *ebpf.MapSpec `ebpf:"sdncni_pol"`
 	SdncniPolOvs *ebpf.MapSpec `ebpf:"sdncni_pol_ovs"`
+	SdncniRemote *ebpf.MapSpec `ebpf:"sdncni_remote"`
 	SdncniSvc    *ebpf.MapSpec `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.MapSpec `ebpf:"sdncni_vpn_off"`
+	SdncniXnode  *ebpf.MapSpec `ebpf:"sdncni_xnode"`
+	SdncniXpeer  *ebpf.MapSpec `ebpf:"sdncni_xpeer"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -260,8 +300,11 @@ type bpfMaps struct {
 	SdncniEp     *ebpf.Map `ebpf:"sdncni_ep"`
 	SdncniPol    *ebpf.Map `ebpf:"sdncni_pol"`
 	SdncniPolOvs *ebpf.Map `ebpf:"sdncni_pol_ovs"`
+	SdncniRemote *ebpf.Map `ebpf:"sdncni_remote"`
 	SdncniSvc    *ebpf.Map `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.Map `ebpf:"sdncni_vpn_off"`
+	SdncniXnode  *ebpf.Map `ebpf:"sdncni_xnode"`
+	SdncniXpeer  *ebpf.Map `ebpf:"sdncni_xpeer"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -273,8 +316,11 @@ func (m *bpfMaps) Close() error {
 		m.SdncniEp,
 		m.SdncniPol,
 		m.SdncniPolOvs,
+		m.SdncniRemote,
 		m.SdncniSvc,
 		m.SdncniVpnOff,
+		m.SdncniXnode,
+		m.SdncniXpeer,
 	)
 }
 
@@ -292,14 +338,16 @@ type bpfVariables struct {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfPrograms struct {
-	SdncniFromOvs *ebpf.Program `ebpf:"sdncni_from_ovs"`
-	SdncniFromPod *ebpf.Program `ebpf:"sdncni_from_pod"`
+	SdncniFromOvs   *ebpf.Program `ebpf:"sdncni_from_ovs"`
+	SdncniFromPod   *ebpf.Program `ebpf:"sdncni_from_pod"`
+	SdncniFromVxlan *ebpf.Program `ebpf:"sdncni_from_vxlan"`
 }
 
 func (p *bpfPrograms) Close() error {
 	return _BpfClose(
 		p.SdncniFromOvs,
 		p.SdncniFromPod,
+		p.SdncniFromVxlan,
 	)
 }
 

@@ -157,11 +157,13 @@ func loadObjects(pinPath string) (bpfObjects, []string, error) {
 
 // disposableMaps hold nothing that cannot be rebuilt: the counters (Prometheus handles a
 // reset), the Service endpoints and the policy pair entries (the node role writes them
-// again; meanwhile governed traffic goes to OVS) and the admitted connections (their
-// next packets are judged anew). A pinned one whose layout an upgrade changed is
-// replaced instead of failing Open; the others keep pods' state and make Open fail with
-// ErrIncompatiblePins.
-var disposableMaps = map[string]bool{bpfMapSdncniCnt: true, bpfMapSdncniPolOvs: true, bpfMapSdncniSvc: true, bpfMapSdncniPol: true, bpfMapSdncniCt: true}
+// again; meanwhile governed traffic goes to OVS), the admitted connections (their
+// next packets are judged anew) and the cross-node path's state (the controller writes
+// it at start; meanwhile cross-node traffic takes Geneve). A pinned one whose layout an
+// upgrade changed is replaced instead of failing Open; the others keep pods' state and
+// make Open fail with ErrIncompatiblePins.
+var disposableMaps = map[string]bool{bpfMapSdncniCnt: true, bpfMapSdncniPolOvs: true, bpfMapSdncniSvc: true, bpfMapSdncniPol: true, bpfMapSdncniCt: true,
+	bpfMapSdncniRemote: true, bpfMapSdncniXnode: true, bpfMapSdncniXpeer: true}
 
 // replaceDisposablePins removes the pins of disposable maps that no longer match spec and
 // reports whether it removed any.

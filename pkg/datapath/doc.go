@@ -6,7 +6,9 @@
 // same-VPN IPv4 packet from a verified source straight into the destination pod
 // (bpf_redirect_peer) or hands it to OVS by transmitting it on the pod's OVS port;
 // sdncni_from_ovs runs at ingress of the OVS port and delivers what OVS sends into the
-// pod. See docs/datapath.md.
+// pod. With the cross-node path on ([Datapath.SetCrossNode]), from_pod sends same-VPN IPv4
+// for other nodes' blocks ([Datapath.SetRemoteBlocks]) to the node's VXLAN device, where
+// sdncni_from_vxlan delivers what arrives into the VNI's VPN only. See docs/datapath.md.
 //
 // # Invariants
 //
@@ -21,7 +23,7 @@
 //     keep their contents) and [Open] adopts them, atomically replacing the program of
 //     every pinned TCX link (or tc filter) with the freshly loaded one: traffic never
 //     sees a detached interface.
-//   - Neither program ever passes a pod packet to the node's own stack.
+//   - No program ever passes a pod packet to the node's own stack.
 //
 // # Threads and namespaces
 //

@@ -130,7 +130,7 @@ func (d *Datapath) linkPins() (map[string]string, error) {
 	out := make(map[string]string, len(entries))
 	for _, e := range entries {
 		name := e.Name()
-		for _, hk := range []string{hookFromPod, hookFromOVS} {
+		for _, hk := range []string{hookFromPod, hookFromOVS, hookFromVXLAN} {
 			if strings.HasSuffix(name, "-"+hk) {
 				out[filepath.Join(linksDir(d.cfg.PinDir), name)] = hk
 			}

@@ -56,7 +56,8 @@ func (d *Datapath) adopt(ctx context.Context) {
 	}
 }
 
-// entryHooks lists the hooks the ifindex map describes (names unknown).
+// entryHooks lists the hooks the ifindex map and the cross-node switch describe
+// (pod interface names unknown).
 func (d *Datapath) entryHooks() []hook {
 	var (
 		ifindex uint32
@@ -70,6 +71,9 @@ func (d *Datapath) entryHooks() []hook {
 			name = hookFromOVS
 		}
 		out = append(out, hook{name: name, ifindex: int(ifindex), prog: d.progFor(name)})
+	}
+	if h, ok := d.vxlanHook(); ok {
+		out = append(out, h)
 	}
 	return out
 }
@@ -91,7 +95,7 @@ func (d *Datapath) Teardown(ctx context.Context) error {
 	}
 	for _, m := range []interface{ Unpin() error }{
 		d.objs.SdncniCfg, d.objs.SdncniCnt, d.objs.SdncniDst, d.objs.SdncniEp, d.objs.SdncniVpnOff, d.objs.SdncniSvc,
-		d.objs.SdncniPol, d.objs.SdncniCt, d.objs.SdncniPolOvs,
+		d.objs.SdncniPol, d.objs.SdncniCt, d.objs.SdncniPolOvs, d.objs.SdncniRemote, d.objs.SdncniXnode, d.objs.SdncniXpeer,
 	} {
 		errs = append(errs, m.Unpin())
 	}
