@@ -335,34 +335,6 @@ func ntohs(v uint16) uint16 {
 	return binary.BigEndian.Uint16(b[:])
 }
 
-// flushConnections removes the connections of vpn that match and returns how many.
-func (d *Datapath) flushConnections(vpn uint32, match func(bpfCtKey) bool) (int, error) {
-	var (
-		k     bpfCtKey
-		v     bpfCt
-		stale []bpfCtKey
-	)
-	it := d.objs.SdncniCt.Iterate()
-	for it.Next(&k, &v) {
-		if k.Vpn == vpn && match(k) {
-			stale = append(stale, k)
-		}
-	}
-	err := it.Err()
-	if err != nil {
-		err = fmt.Errorf("list connections: %w", err)
-	}
-	n := 0
-	for _, k := range stale {
-		if derr := d.objs.SdncniCt.Delete(&k); derr != nil && !errors.Is(derr, ebpf.ErrKeyNotExist) {
-			err = errors.Join(err, fmt.Errorf("flush connection: %w", derr))
-			continue
-		}
-		n++
-	}
-	return n, err
-}
-
 // rejudgeConnections judges the connections of vpn that match again (SetPolicy): TCP
 // ones and those admits does not know are removed; UDP ones are marked blocked or
 // unblocked as admits says. It returns how many it removed and how many are blocked.
@@ -429,5 +401,7 @@ func (v *bpfPol) admits(proto uint8, port uint16) bool {
 // FlushConnections removes every connection of vpn from sdncni_ct: their next packets
 // are judged anew (reply or pair entry, otherwise OVS).
 func (d *Datapath) FlushConnections(ctx context.Context, vpn uint32) (int, error) {
-	return d.flushConnections(vpn, func(bpfCtKey) bool { return true })
+	n, _, err := d.rejudgeConnections(vpn, func(bpfCtKey) bool { return true },
+		func(bpfCtKey, bpfCt) (bool, bool) { return false, false }) // none known: all removed
+	return n, err
 }
