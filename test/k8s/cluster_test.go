@@ -130,8 +130,11 @@ func TestRealCluster(t *testing.T) {
 		require.NotEmpty(t, to.name)
 		require.Eventually(t, func() bool { return k.connect(tn.ns, from.name, to.ip) == "" }, 60*time.Second, time.Second,
 			"%s (%s) → %s (%s) after ovs-vswitchd died", from.name, from.node, to.name, to.node)
-		require.Contains(t, k.kubectl("-n", "sdncni-system", "logs", ds, "-c", "openvswitch"),
-			"openvswitch: ovs-vswitchd restarted as", "the container restarted ovs-vswitchd")
+		// The line comes once br-phy's address and fragment reassembly are back.
+		require.Eventually(t, func() bool {
+			out, err := k.c.Kubectl(k.ctx, "-n", "sdncni-system", "logs", ds, "-c", "openvswitch")
+			return err == nil && strings.Contains(out, "openvswitch: ovs-vswitchd restarted as")
+		}, 60*time.Second, time.Second, "the container restarted ovs-vswitchd")
 		require.Equal(t, before, restarts(), "the openvswitch container itself did not restart")
 		require.Contains(t, k.kubectl("-n", "sdncni-system", "exec", ds, "-c", "openvswitch", "--",
 			"ovs-appctl", "-t", "ovs-vswitchd", "dpctl/ipf-get-status"), "v4 enabled: 1", "fragment reassembly is on again")
