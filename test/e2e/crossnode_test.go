@@ -228,8 +228,15 @@ func TestCrossNodeFastPath(t *testing.T) {
 		pingBurst(t, a1, ipA2, 50)
 		udpExactlyOnce(t, a1, a2, ipA2, udpDatagrams)
 		gbps := tcpTransfer(t, a1, a2, ipA2, 7804, 4*mb, 60*time.Second)
-		after := takeXnodeSnap(t, n1, n2, a1, a2)
-		bounced, toOVS := dpMoved(before.dp2, after.dp2, "xnode_bounce"), dpMoved(before.dp1, after.dp1, "xnode_to_ovs")
+		// The two nodes' counters are read one after the other: a packet node2 sent back
+		// just before may still be on its way to node1 (the transfer's last ACKs).
+		var after xnodeSnap
+		var bounced, toOVS int64
+		require.Eventually(t, func() bool {
+			after = takeXnodeSnap(t, n1, n2, a1, a2)
+			bounced, toOVS = dpMoved(before.dp2, after.dp2, "xnode_bounce"), dpMoved(before.dp1, after.dp1, "xnode_to_ovs")
+			return bounced == toOVS
+		}, 3*time.Second, 200*time.Millisecond, "node1 handed every sent-back packet to OVS")
 		t.Logf("sent back: node2 xnode_bounce %d, node1 xnode_to_ovs %d, a1's OVS port rx %d; TCP 4 MiB %.2f Gbit/s",
 			bounced, toOVS, after.ovsA1.sub(before.ovsA1).rx, gbps)
 		require.GreaterOrEqual(t, bounced, int64(50+udpDatagrams))
