@@ -11,8 +11,7 @@ import (
 )
 
 // startCrossNode switches the cross-node fast path on (--cross-node-vxlan) or off. On,
-// it ensures the VXLAN device (MTU: its underlay link's minus the VXLAN overhead; GRO
-// off where pod tx offload is off, see crossnode.EnsureDevice),
+// it ensures the VXLAN device (MTU: its underlay link's minus the VXLAN overhead),
 // attaches from_vxlan and starts probing the candidate peers; only the blocks of peers
 // that answer are written into the datapath. Off, it clears the remote blocks and the
 // switch, so a restart without the flag takes every pod's cross-node traffic back to
@@ -31,9 +30,7 @@ func startCrossNode(ctx context.Context, o *options, dp *datapath.Datapath, log 
 	if err != nil {
 		return nil, fmt.Errorf("cross-node path: %w", err)
 	}
-	// Where OVS's Geneve cannot take offloaded packets (the same condition that turns pod
-	// tx offload off), packets sent back for OVS must not be GRO-merged on the way.
-	if _, err := crossnode.EnsureDevice(o.crossNodeDev, o.crossNodePort, mtu-crossnode.VXLANOverhead, !o.txOffloadOff); err != nil {
+	if _, err := crossnode.EnsureDevice(o.crossNodeDev, o.crossNodePort, mtu-crossnode.VXLANOverhead); err != nil {
 		return nil, fmt.Errorf("cross-node path: %w", err)
 	}
 	if err := dp.SetCrossNode(ctx, datapath.CrossNode{On: true, VXLANIfName: o.crossNodeDev, Local: o.crossNodeIP}); err != nil {

@@ -103,7 +103,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.mtu, "mtu", 0, "pod interface MTU (0: auto, the MTU of the link holding the OVN encap IP minus the Geneve overhead, or 1400 without a tunnel)")
 	fs.StringVar(&allocRange, "alloc-range", "", "part of --cidr this node allocates pod addresses from (default: all of it)")
 	fs.DurationVar(&o.encapWait, "encap-ip-wait", 0, "at start, wait this long for external_ids:ovn-encap-ip in the local Open_vSwitch row before deciding the pod MTU and tx offload from the tunnel topology (set where ovn-controller's container writes it alongside this one; 0: don't wait)")
-	fs.StringVar(&o.tunnelTxOffload, "tunnel-tx-offload", txOffloadAuto, "tx offload of pod interfaces: auto (off when the netdev datapath tunnels to other nodes), on or off")
+	fs.StringVar(&o.tunnelTxOffload, "tunnel-tx-offload", txOffloadAuto, "tx offload of the taps through which pod traffic enters OVS (pods' OVS ports, management ports; pods keep theirs): auto (off when the netdev datapath tunnels to other nodes), on or off")
 	fs.StringVar(&o.networksFile, "networks-file", "", "JSON file of further isolated networks and their namespaces (see docs/configuration.md)")
 	fs.StringVar(&o.ipamStore, "ipam-store", "/var/lib/sdncni/ipam.json", "address store file")
 	fs.StringVar(&o.pinDir, "bpf-pin-dir", "/sys/fs/bpf/sdncni/"+host, "bpffs directory for the fast path's pins")

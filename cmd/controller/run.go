@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -25,6 +26,7 @@ import (
 	"github.com/sdncni/sdncni/pkg/ipam"
 	"github.com/sdncni/sdncni/pkg/metrics"
 	"github.com/sdncni/sdncni/pkg/ovs"
+	"github.com/sdncni/sdncni/pkg/podnet"
 	"github.com/sdncni/sdncni/pkg/vpn"
 )
 
@@ -87,6 +89,15 @@ func run(ctx context.Context, o *options) error {
 	defer dp.Close()
 	if err := dp.SetFastPath(startCtx, o.fastPath); err != nil {
 		return err
+	}
+	if o.txOffloadOff {
+		// The taps into OVS get their offloads back whenever ovs-vswitchd restarts.
+		ours := func(name string) bool {
+			return strings.HasPrefix(name, attach.OVSIfPrefix) || strings.HasPrefix(name, gateway.PortPrefix)
+		}
+		if err := podnet.KeepTxOffloadOff(ctx, ours, log.WithName("offload")); err != nil {
+			return err
+		}
 	}
 	peers, err := startCrossNode(startCtx, o, dp, log.WithName("crossnode"))
 	if err != nil {

@@ -83,10 +83,11 @@ func linkMTUOf(ip netip.Addr) (string, int, error) {
 	return "", 0, fmt.Errorf("no link of this network namespace holds %s", ip)
 }
 
-// txOffloadOff decides --tunnel-tx-offload=auto: off when the userspace datapath
-// (netdev) tunnels pod traffic, since OVS 3.1 cannot encapsulate TSO or
-// checksum-pending packets. The kernel datapath segments and checksums before
-// encapsulating, so it keeps offloads (and their throughput) on.
+// txOffloadOff decides --tunnel-tx-offload=auto, the tx offload of the taps into OVS
+// (pods keep theirs): off when the userspace datapath (netdev) tunnels pod traffic,
+// since OVS 3.1 cannot encapsulate TSO or checksum-pending packets; the kernel then
+// segments and checksums at the tap. The kernel datapath segments and checksums before
+// encapsulating, so it keeps them on.
 func (t topology) txOffloadOff(mode, datapathType string) bool {
 	switch mode {
 	case txOffloadOn:
@@ -161,7 +162,7 @@ func resolveTopology(ctx context.Context, o *options, vs *ovs.VSwitch, log logr.
 	}
 	o.txOffloadOff = t.txOffloadOff(o.tunnelTxOffload, o.datapathType)
 	log.Info("tunnel topology", "encapIP", t.EncapIP, "encapLink", t.EncapLink, "encapMTU", t.EncapMTU, "crossNodeLinkMTU", t.XNodeMTU,
-		"podMTU", o.mtu, "podTxOffload", !o.txOffloadOff)
+		"podMTU", o.mtu, "ovsPortTxOffload", !o.txOffloadOff)
 	if t.tunnelled() && t.EncapMTU != 0 && o.mtu > t.podMTU() {
 		log.Info("pod MTU exceeds what the tunnel carries; cross-node packets that large will be dropped",
 			"mtu", o.mtu, "max", t.podMTU())

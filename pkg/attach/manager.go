@@ -36,8 +36,10 @@ type Config struct {
 	NodeName string        // ownership mark; GC never touches other nodes' OVN ports
 	OVNWait  time.Duration // how long ADD waits for ovn-controller to install the port
 	LinkWait time.Duration // how long ADD waits for ovs-vswitchd to create the port's tap
-	// TxOffloadOff turns tx offload off on every new pod interface: needed when pod
-	// traffic crosses a tunnel that cannot carry offloaded packets (OVS userspace Geneve).
+	// TxOffloadOff turns tx offload off on every pod's OVS port (the tap through which
+	// its traffic enters OVS), so the kernel segments and checksums what the fast path
+	// hands to OVS: needed when OVS tunnels in a way that cannot carry offloaded packets
+	// (OVS 3.1's userspace Geneve). The pod's own interface keeps its offloads.
 	TxOffloadOff bool
 	// ReconcileTimeout bounds one attempt of Reconcile at one attachment;
 	// ReconcileBudget bounds how long Reconcile retries unfinished ones before it
@@ -172,7 +174,7 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 	addr := netip.PrefixFrom(alloc.Addr.Addr(), n.Prefix.Bits())
 	mac := MACFor(addr.Addr())
 	pcfg := podnet.Config{NetNS: r.Netns, IfName: r.IfName, HostIfName: names.HostIf, MAC: mac,
-		MTU: n.MTU, Addr: addr, Gateway: n.Gateway, TxOffloadOff: m.cfg.TxOffloadOff}
+		MTU: n.MTU, Addr: addr, Gateway: n.Gateway}
 	link, err := podnet.Setup(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("set up pod interface: %w", err)
@@ -225,7 +227,7 @@ func (m *Manager) Add(ctx context.Context, r Request) (_ *current.Result, err er
 }
 
 // prepareOVSLink waits for ovs-vswitchd to create the internal port's tap, then readies
-// it: up, the pod's MTU, and no IPv6 of its own (nothing but pod traffic may reach OVS
+// it: up, the pod's MTU, tx offload off with Config.TxOffloadOff, and no IPv6 of its own (nothing but pod traffic may reach OVS
 // through it, or port security would see a stranger's MAC).
 //
 // ovs-vswitchd changes the device's flags while it adds the port (it turns promiscuous
@@ -255,6 +257,11 @@ func (m *Manager) prepareOVSLink(ctx context.Context, name string, mtu int) (net
 	if l.Attrs().MTU != mtu {
 		if err := netlink.LinkSetMTU(l, mtu); err != nil {
 			return nil, fmt.Errorf("set mtu of %s: %w", name, err)
+		}
+	}
+	if m.cfg.TxOffloadOff {
+		if err := podnet.DisableTxOffload(name); err != nil {
+			return nil, err
 		}
 	}
 	if err := netlink.LinkSetUp(l); err != nil {

@@ -18,14 +18,14 @@ const VXLANOverhead = 50
 const DefaultPort = 4789
 
 // EnsureDevice makes name a collect-metadata ("external") VXLAN device on UDP port port
-// with the given MTU and GRO setting, up, in the calling thread's network namespace: it
+// with the given MTU and GRO on, up, in the calling thread's network namespace: it
 // creates it when missing and fixes its MTU and GRO. An existing link of that name that
 // is not such a device is an error (never replaced: it may be someone else's).
 //
-// GRO off is for nodes whose OVS cannot tunnel offloaded packets (OVS 3.1's userspace
-// datapath): a packet sent back for OVS (docs/datapath.md) reaches OVS as it left the
-// VXLAN device, and a GRO-merged one would be dropped at OVS's Geneve.
-func EnsureDevice(name string, port, mtu int, gro bool) (*netlink.Vxlan, error) {
+// GRO stays on even where OVS cannot tunnel offloaded packets (OVS 3.1's userspace
+// datapath): a merged packet sent back for OVS (docs/datapath.md) is segmented by the
+// kernel when it is transmitted on the pod's OVS port, whose tx offload is off there.
+func EnsureDevice(name string, port, mtu int) (*netlink.Vxlan, error) {
 	l, err := netlink.LinkByName(name)
 	var nf netlink.LinkNotFoundError
 	switch {
@@ -49,7 +49,7 @@ func EnsureDevice(name string, port, mtu int, gro bool) (*netlink.Vxlan, error) 
 			return nil, fmt.Errorf("set mtu of %s: %w", name, err)
 		}
 	}
-	if err := setGRO(name, gro); err != nil {
+	if err := setGRO(name, true); err != nil {
 		return nil, err
 	}
 	if err := netlink.LinkSetUp(vx); err != nil {

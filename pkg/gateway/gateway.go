@@ -58,7 +58,7 @@ type Config struct {
 	// reaches: its management port routes the whole CIDR, not only this node's blocks.
 	// Other VPNs' pods the node reaches on this node only.
 	ClusterVPN string
-	// TxOffloadOff turns tx offload off on management ports, as on pod interfaces
+	// TxOffloadOff turns tx offload off on management ports, as on pods' OVS ports
 	// (attach.Config.TxOffloadOff): the node's own TCP to a pod on another node crosses
 	// the userspace Geneve tunnel, which cannot carry TSO packets.
 	TxOffloadOff bool

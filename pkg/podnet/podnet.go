@@ -28,9 +28,6 @@ type Config struct {
 	MTU        int
 	Addr       netip.Prefix // pod address with the network's prefix length
 	Gateway    netip.Addr
-	// TxOffloadOff turns transmit checksum and segmentation offload off on the pod side
-	// (for tunnels that cannot carry offloaded packets, see DisableTxOffload).
-	TxOffloadOff bool
 }
 
 // Link is what Setup created.
@@ -67,12 +64,6 @@ func Setup(ctx context.Context, c Config) (Link, error) {
 			return fmt.Errorf("create veth %s/%s: %w", c.IfName, c.HostIfName, err)
 		}
 		link = Link{HostIndex: hostIf.Index, HostMAC: hostIf.HardwareAddr, PodIndex: podIf.Index}
-		if c.TxOffloadOff {
-			if err := DisableTxOffload(c.IfName); err != nil {
-				_ = ip.DelLinkByName(c.IfName)
-				return err
-			}
-		}
 		if err := configurePod(c, podIf.Index); err != nil {
 			_ = ip.DelLinkByName(c.IfName)
 			return err

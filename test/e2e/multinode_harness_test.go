@@ -89,15 +89,29 @@ type podLinkInfo struct {
 // podLink reads the pod interface's MTU (ip) and offloads (ethtool), as independent tools.
 func podLink(t *testing.T, p *pod) podLinkInfo {
 	t.Helper()
-	out, err := inPod(p, "ip", "-j", "link", "show", p.ifname)
-	require.NoError(t, err, string(out))
+	return linkInfo(t, p.netns, p.ifname)
+}
+
+// ovsPortLink reads the same of the pod's OVS port (the tap in the node's namespace).
+func ovsPortLink(t *testing.T, n *node, p *pod) podLinkInfo {
+	t.Helper()
+	return linkInfo(t, n.ovn.NetNSPath, ovsIf(p))
+}
+
+func linkInfo(t *testing.T, netns, ifname string) podLinkInfo {
+	t.Helper()
+	run := func(args ...string) []byte {
+		out, err := exec.Command("nsenter", append([]string{"--net=" + netns}, args...)...).CombinedOutput()
+		require.NoError(t, err, string(out))
+		return out
+	}
+	out := run("ip", "-j", "link", "show", ifname)
 	var links []struct {
 		MTU int `json:"mtu"`
 	}
 	require.NoError(t, json.Unmarshal(out, &links), string(out))
 	require.Len(t, links, 1)
-	out, err = inPod(p, "ethtool", "-k", p.ifname)
-	require.NoError(t, err, string(out))
+	out = run("ethtool", "-k", ifname)
 	on := func(feature string) bool {
 		m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(feature) + `: (on|off)`).FindStringSubmatch(string(out))
 		require.NotNil(t, m, "no %s in ethtool -k:\n%s", feature, out)

@@ -13,8 +13,9 @@ import (
 // per node with its own ovs-vswitchd, ovn-controller and our controller, Geneve over an
 // underlay with a 1500-byte MTU) serving one network with disjoint allocation ranges.
 // Pods on different nodes reach each other through the tunnel; the controllers chose the
-// pod MTU and tx offload from the topology; GC and restart reconciliation on one node
-// leave the other node's pods alone.
+// pod MTU and the OVS ports' tx offload from the topology, and the pods keep theirs (the
+// kernel segments at the OVS port, before OVS's Geneve, which cannot); GC and restart
+// reconciliation on one node leave the other node's pods alone.
 func TestMultiNode(t *testing.T) {
 	const (
 		v    = "1.1.0"
@@ -31,11 +32,13 @@ func TestMultiNode(t *testing.T) {
 	require.GreaterOrEqual(t, ipA2.As4()[3], byte(128))
 
 	t.Run("topology sets MTU and tx offload", func(t *testing.T) {
-		// 1500-byte underlay minus Geneve's 58; tx offload off (userspace datapath, a real
-		// tunnel endpoint). Read back with ip and ethtool.
-		for _, p := range []*pod{a1, b1, a2} {
-			got := podLink(t, p)
-			require.Equal(t, podLinkInfo{MTU: 1442, TxChecksum: false, TSO: false}, got, p.name)
+		// 1500-byte underlay minus Geneve's 58; the pods keep tx offload and TSO, their OVS
+		// ports have them off (userspace datapath, a real tunnel endpoint). Read back with
+		// ip and ethtool.
+		for i, p := range []*pod{a1, b1, a2} {
+			require.Equal(t, podLinkInfo{MTU: 1442, TxChecksum: true, TSO: true}, podLink(t, p), p.name)
+			n := []*node{n1, n1, n2}[i]
+			require.Equal(t, podLinkInfo{MTU: 1442, TxChecksum: false, TSO: false}, ovsPortLink(t, n, p), p.name+"'s OVS port")
 		}
 	})
 
@@ -60,7 +63,7 @@ func TestMultiNode(t *testing.T) {
 		waitPing(t, a1, ipB1, 10*time.Second)
 		rtt := pingRTT(t, a1, ipB1, 20, 56, false)
 		gbps := tcpTransfer(t, b1, a1, ipA1, 7803, 16*mb, 60*time.Second)
-		t.Logf("same-node (tx offload off) ping RTT avg %v, TCP 16 MiB %.2f Gbit/s", rtt, gbps)
+		t.Logf("same-node (pods' tx offload on) ping RTT avg %v, TCP 16 MiB %.2f Gbit/s", rtt, gbps)
 	})
 
 	t.Run("GC and restart on node1 spare node2", func(t *testing.T) {
