@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,25 +22,18 @@ func TestVswitchdCrashRestarted(t *testing.T) {
 	c := StartCluster(t, 2)
 	o := c.Nodes[0]
 	nd := filepath.Join(c.Dir, "node-"+o.NetNS)
-	pidfile := o.Env["SDNCNI_VSWITCHD_PIDFILE"]
-	require.Equal(t, filepath.Join(nd, "ovs-vswitchd.pid"), pidfile)
-	supervisorLog := filepath.Join(nd, "ovs-vswitchd-supervisor.log")
+	pidfile := filepath.Join(nd, "ovs-vswitchd.pid")
+	require.Equal(t, pidfile, o.Env["SDNCNI_VSWITCHD_PIDFILE"])
 
 	for i, sig := range []syscall.Signal{syscall.SIGABRT, syscall.SIGKILL} {
 		old := readPIDFile(t, pidfile)
 		require.True(t, procRuns(old, "ovs-vswitchd"), "pidfile names pid %d", old)
-		require.NoError(t, syscall.Kill(old, sig))
-		// The supervisor logs the restart once br-phy's address is back too.
-		var logText string
-		require.Eventually(t, func() bool {
-			data, _ := os.ReadFile(supervisorLog)
-			logText = string(data)
-			return strings.Count(logText, "restarted as") == i+1
-		}, 30*time.Second, 50*time.Millisecond, "no restart after %v", sig)
-		pid := readPIDFile(t, pidfile)
-		require.NotEqual(t, old, pid)
+		pid := o.CrashVswitchd(t, sig)
+		require.Equal(t, pid, readPIDFile(t, pidfile))
 		require.True(t, procRuns(pid, "ovs-vswitchd"), "pidfile names pid %d", pid)
-		require.Contains(t, logText, fmt.Sprintf("ovs-vswitchd of node %s exited (status %d), restarted as %d",
+		log := readFile(t, filepath.Join(nd, supervisorLog))
+		require.Equal(t, i+1, strings.Count(log, restartedLine), log)
+		require.Contains(t, log, fmt.Sprintf("ovs-vswitchd of node %s exited (status %d), restarted as %d",
 			o.NetNS, 128+int(sig), pid))
 
 		// It answers on the same control socket and has the node's bridges again.
@@ -80,10 +72,45 @@ func TestVswitchdCrashRestarted(t *testing.T) {
 	require.Error(t, err, "processes of %s still run: %s", c.Dir, out)
 }
 
+// TestVswitchdSupervisorLimits: the supervisor gives up after more than 5 deaths in 5
+// minutes, as the DaemonSet does, and 'up' starts it again; ovs-vswitchd stopped on
+// purpose (SIGTERM, what stop_pid sends) stays stopped.
+func TestVswitchdSupervisorLimits(t *testing.T) {
+	o := StartOVN(t)
+	pidfile := o.Env["SDNCNI_VSWITCHD_PIDFILE"]
+	logPath := filepath.Join(filepath.Dir(pidfile), supervisorLog)
+	waitLog := func(line string, n int) {
+		t.Helper()
+		require.Eventually(t, func() bool { return countIn(logPath, line) == n }, restartWait, 50*time.Millisecond,
+			"want %d× %q in %s", n, line, logPath)
+	}
+	for range 5 {
+		o.CrashVswitchd(t, syscall.SIGABRT)
+	}
+	require.NoError(t, syscall.Kill(readPIDFile(t, pidfile), syscall.SIGABRT))
+	waitLog("6 deaths in 300s: giving up", 1)
+	out, err := o.Status()
+	require.Error(t, err, out)
+	require.Regexp(t, `ovs-vswitchd +dead`, out)
+
+	out, err = o.run("up")
+	require.NoError(t, err, out)
+	out, err = o.Status()
+	require.NoError(t, err, out)
+
+	require.NoError(t, syscall.Kill(readPIDFile(t, pidfile), syscall.SIGTERM))
+	waitLog("exited (status 143) on request; not restarting", 1)
+	time.Sleep(500 * time.Millisecond)
+	out, err = o.Status()
+	require.Error(t, err, out)
+	require.Regexp(t, `ovs-vswitchd +dead`, out)
+	require.Regexp(t, `ovs-vswitchd supervisor +dead`, out)
+}
+
 func readPIDFile(t *testing.T, path string) int {
 	t.Helper()
-	pid, err := strconv.Atoi(strings.TrimSpace(readFile(t, path)))
-	require.NoError(t, err, path)
+	pid, err := readPID(path)
+	require.NoError(t, err)
 	return pid
 }
 
