@@ -10,6 +10,8 @@
 #   hack/dev-env.sh restart-ovsdb [options]   restart the node's Open_vSwitch ovsdb-server
 #   hack/dev-env.sh node-down [options]       stop one node (its netns, bridges, daemons)
 #   hack/dev-env.sh down   [options]          stop everything under DIR and remove DIR
+#   hack/dev-env.sh supervise-vswitchd [options]  (internal, started by node-up) run the
+#                                             node's ovs-vswitchd and restart it when it dies
 #
 # Options (or environment):
 #   --dir DIR          (SDNCNI_DEV_DIR, default /run/sdncni-dev) every db/run/log/pid/ctl file
@@ -43,6 +45,12 @@
 #   ulk0 (kernel IP A) - veth -- k-<A>          k-<B> -------- veth - ulk0 (kernel IP B)
 #                               +--------------------+
 #   (ulk0 only with --kernel-underlay)
+#
+# A node's ovs-vswitchd runs under a supervisor (this script, DIR/node-NAME/
+# ovs-vswitchd-supervisor.pid and .log): Debian 12's OVS 3.1.0 aborts now and then under
+# connection churn (docs/deploy.md, "ovs-vswitchd crashes"). When ovs-vswitchd dies, the
+# supervisor starts it again at once and gives it back br-phy's address; it leaves it dead
+# after an exit on request (status 0, SIGTERM, SIGINT) or more than 5 deaths in 5 minutes.
 set -euo pipefail
 
 DEFAULT_DIR=/run/sdncni-dev
@@ -57,6 +65,9 @@ VSWITCH_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
 NB_SCHEMA=/usr/share/ovn/ovn-nb.ovsschema
 SB_SCHEMA=/usr/share/ovn/ovn-sb.ovsschema
 WAIT_SECS=${SDNCNI_DEV_WAIT_SECS:-30}
+SELF=$(realpath "${BASH_SOURCE[0]}")
+VSWITCHD_MAX_DEATHS=5     # more deaths than this within VSWITCHD_DEATH_WINDOW: give up
+VSWITCHD_DEATH_WINDOW=300 # seconds
 
 log() { echo "dev-env: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -175,11 +186,7 @@ node_up() {
 		external_ids:ovn-encap-type=geneve \
 		external_ids:ovn-encap-ip="$encap" \
 		external_ids:ovn-bridge="$BRIDGE"
-	if ! pid_alive "$nd/ovs-vswitchd.pid" ovs-vswitchd; then
-		in_netns "$ns" ovs-vswitchd "$db" --pidfile="$nd/ovs-vswitchd.pid" \
-			--log-file="$nd/ovs-vswitchd.log" --unixctl="$nd/ovs-vswitchd.ctl" \
-			--detach --no-chdir -vconsole:off
-	fi
+	vswitchd_up "$dir" "$ns"
 	"${vsctl[@]}" --may-exist add-br "$BRIDGE" -- \
 		set Bridge "$BRIDGE" datapath_type=netdev fail_mode=secure
 	if [[ -n $underlay ]]; then
@@ -231,7 +238,8 @@ node_underlay_up() {
 	nd=$(node_dir "$dir" "$ns")
 	db="unix:$nd/db.sock"
 	peer=$(ul_peer_name "$ns")
-	echo "$ul $peer" >"$nd/underlay"
+	# The address goes with it: the supervisor puts it back after a restart.
+	echo "$ul $peer $cidr" >"$nd/underlay"
 	if ! in_netns "$ns" ip link show "$UL_NODE_IF" >/dev/null 2>&1; then
 		in_netns "$ns" ip link add "$UL_NODE_IF" type veth peer name "$peer" netns "$ul"
 	fi
@@ -272,7 +280,7 @@ node_underlay_down() {
 	nd=$(node_dir "$dir" "$ns")
 	for f in underlay kernel-underlay; do
 		[[ -f $nd/$f ]] || continue
-		read -r ul peer <"$nd/$f"
+		read -r ul peer _ <"$nd/$f"
 		ifname=$UL_NODE_IF
 		[[ $f == underlay ]] || ifname=$UL_KERNEL_IF
 		if [[ -e /run/netns/$ul ]]; then
@@ -303,6 +311,134 @@ underlays_down() {
 	done
 }
 
+# ---------------------------------------------------------------------------- ovs-vswitchd
+
+# vswitchd_ready ND: the ovs-vswitchd that ND's pidfile names is alive and answers.
+vswitchd_ready() {
+	pid_alive "$1/ovs-vswitchd.pid" ovs-vswitchd &&
+		ovs-appctl -t "$1/ovs-vswitchd.ctl" --timeout=5 version >/dev/null 2>&1
+}
+
+# vswitchd_up DIR NETNS: start the node's ovs-vswitchd under its supervisor
+# (supervise_vswitchd) unless the supervisor runs, and wait until ovs-vswitchd answers.
+vswitchd_up() {
+	local dir=$1 ns=$2 nd
+	nd=$(node_dir "$dir" "$ns")
+	if ! pid_alive "$nd/ovs-vswitchd-supervisor.pid" bash; then
+		if pid_alive "$nd/ovs-vswitchd.pid" ovs-vswitchd; then
+			log "ovs-vswitchd of $ns runs without a supervisor (an older dev-env.sh started it): nothing restarts it"
+			return 0
+		fi
+		# A session of its own and none of our stdio: whoever runs us (a test reading our
+		# output through a pipe) must not wait for it.
+		setsid "$BASH" "$SELF" supervise-vswitchd --dir "$dir" --netns "$ns" \
+			</dev/null >>"$nd/ovs-vswitchd-supervisor.log" 2>&1 &
+	fi
+	wait_for "ovs-vswitchd in $ns" vswitchd_ready "$nd"
+}
+
+# supervise_vswitchd DIR NETNS: run the node's ovs-vswitchd in NETNS (in the foreground,
+# so its exit status reaches us) and start it again at once whenever it dies, then
+# vswitchd_restore. It stays dead after an exit on request (status 0: 'ovs-appctl exit';
+# SIGTERM, SIGINT: stop_pid, kill) and after more than VSWITCHD_MAX_DEATHS deaths in
+# VSWITCHD_DEATH_WINDOW seconds, as the DaemonSet's openvswitch container does.
+# SIGTERM stops the supervisor alone: node_down stops it first, then deletes the bridges
+# (which needs ovs-vswitchd), then stops ovs-vswitchd by its pidfile.
+supervise_vswitchd() {
+	local dir=$1 ns=$2 nd fd status now d deaths=() recent
+	nd=$(node_dir "$dir" "$ns")
+	[[ -d $nd ]] || die "no node $ns in $dir"
+	use_dirs "$nd"
+	# Keep nothing our starter had open (a test's lock file, a pipe) for the node's lifetime;
+	# ovs-vswitchd inherits what we hold. 255 is this script.
+	for fd in /proc/"$BASHPID"/fd/*; do
+		fd=${fd##*/}
+		if ((fd > 2 && fd != 255)); then exec {fd}>&-; fi
+	done
+	echo "$BASHPID" >"$nd/ovs-vswitchd-supervisor.pid"
+	child=
+	trap 'supervisor_exit "$nd"' TERM INT HUP
+	while :; do
+		# nsenter execs ovs-vswitchd: $! is ovs-vswitchd itself.
+		nsenter --net="/run/netns/$ns" -- ovs-vswitchd "unix:$nd/db.sock" \
+			--pidfile="$nd/ovs-vswitchd.pid" --log-file="$nd/ovs-vswitchd.log" \
+			--unixctl="$nd/ovs-vswitchd.ctl" --no-chdir -vconsole:off &
+		child=$!
+		if ((${#deaths[@]} > 0)); then
+			if vswitchd_restore "$dir" "$ns"; then
+				log "$(date -u +%FT%TZ) ovs-vswitchd of node $ns exited (status $status), restarted as $child"
+			else
+				log "$(date -u +%FT%TZ) ovs-vswitchd of node $ns exited (status $status), restarted as $child; restoring br-phy failed"
+			fi
+		fi
+		status=0
+		wait "$child" || status=$?
+		child=
+		case $status in
+		0 | 130 | 143)
+			log "$(date -u +%FT%TZ) ovs-vswitchd of node $ns exited (status $status) on request; not restarting"
+			rm -f "$nd/ovs-vswitchd-supervisor.pid"
+			exit 0
+			;;
+		esac
+		now=$(date +%s)
+		recent=()
+		for d in "${deaths[@]}" "$now"; do
+			if ((now - d < VSWITCHD_DEATH_WINDOW)); then recent+=("$d"); fi
+		done
+		deaths=("${recent[@]}")
+		if ((${#deaths[@]} > VSWITCHD_MAX_DEATHS)); then
+			log "$(date -u +%FT%TZ) ovs-vswitchd of node $ns exited (status $status), ${#deaths[@]} deaths in ${VSWITCHD_DEATH_WINDOW}s: giving up"
+			rm -f "$nd/ovs-vswitchd-supervisor.pid"
+			exit 1
+		fi
+	done
+}
+
+# supervisor_exit ND: the supervisor's SIGTERM: leave ovs-vswitchd running (node_down
+# stops it by its pidfile), but only once that pidfile names it.
+supervisor_exit() {
+	local nd=$1 i state
+	for ((i = 0; i < 50 && ${#child} > 0; i++)); do
+		state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$child/stat" 2>/dev/null) || break
+		[[ -n $state && $state != Z && $state != X ]] || break
+		[[ $(read_pid "$nd/ovs-vswitchd.pid") != "$child" ]] || break
+		sleep 0.1
+	done
+	rm -f "$nd/ovs-vswitchd-supervisor.pid"
+	exit 0
+}
+
+# vswitchd_restore DIR NETNS: give a restarted ovs-vswitchd what node_up set up outside
+# the Open_vSwitch database and what does not outlive ovs-vswitchd: br-phy's address
+# (on its internal port) and link state, with --underlay. Returns once ovs-vswitchd has
+# applied the database (bridges and ports back). Runs in the supervisor: returns
+# non-zero on failure, never exits.
+vswitchd_restore() {
+	local dir=$1 ns=$2 nd cidr
+	nd=$(node_dir "$dir" "$ns")
+	retry "$WAIT_SECS" vswitchd_ready "$nd" || return 1
+	# Without --no-wait, ovs-vsctl waits for ovs-vswitchd to apply the database.
+	ovs-vsctl --db="unix:$nd/db.sock" --timeout="$WAIT_SECS" init || return 1
+	[[ -f $nd/underlay ]] || return 0
+	read -r _ _ cidr <"$nd/underlay" && [[ -n $cidr ]] || return 1
+	retry "$WAIT_SECS" in_netns "$ns" ip link show "$PHY_BRIDGE" || return 1
+	in_netns "$ns" ip addr replace "$cidr" dev "$PHY_BRIDGE" || return 1
+	in_netns "$ns" ip link set "$PHY_BRIDGE" up
+}
+
+# retry SECS COMMAND...: until COMMAND succeeds, at most SECS seconds; wait_for that
+# returns non-zero instead of exiting.
+retry() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 5; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 chassis_registered() {
 	local dir=$1 sysid=$2 out
 	out=$(ovn-sbctl --db="unix:$(sb_sock "$dir")" --timeout=5 --bare --columns=name \
@@ -318,6 +454,8 @@ node_down() {
 	[[ -d $nd ]] || return 0
 	use_dirs "$nd"
 	db="unix:$nd/db.sock"
+	# First, so that nothing starts ovs-vswitchd again while the node goes down.
+	stop_pid "$nd/ovs-vswitchd-supervisor.pid" bash
 	sysid=
 	if pid_alive "$nd/ovsdb-server.pid" ovsdb-server; then
 		sysid=$(ovs-vsctl --db="$db" --timeout=5 --if-exists get Open_vSwitch . \
@@ -411,6 +549,7 @@ status() {
 			name=$f
 			check "$nd/$f.pid" "$name" "$(basename "$nd")/$f"
 		done
+		check "$nd/ovs-vswitchd-supervisor.pid" bash "$(basename "$nd")/ovs-vswitchd supervisor"
 	done
 	if ((found == 0)); then
 		echo "nothing running in $dir"
@@ -500,6 +639,7 @@ main() {
 		log "node $ns up; source $(node_dir "$dir" "$ns")/env"
 		;;
 	node-down) node_down "$dir" "$ns" ;;
+	supervise-vswitchd) supervise_vswitchd "$dir" "$ns" ;;
 	restart-ovsdb) restart_ovsdb "$dir" "$ns" ;;
 	status) status "$dir" ;;
 	down)
