@@ -60,6 +60,12 @@ const (
 	LabelNode = "sdncni.io/node"
 )
 
+// AnnotationUnderlayIP on a Node names the IPv4 address other nodes reach its
+// cross-node fast path at (its VXLAN endpoint), where that is not the node's first
+// InternalIP: set by whoever lays out the node's links (docs/datapath.md, "Cross-node
+// fast path").
+const AnnotationUnderlayIP = "sdncni.io/underlay-ip"
+
 // NamespaceLabelPrefix: a VPN's namespaceSelector may use only label keys with this
 // prefix, and only VPN administrators may set them on namespaces
 // (deploy/policy/namespace-vpn-labels.yaml). Membership of a VPN is the admins' call.

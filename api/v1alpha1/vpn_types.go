@@ -69,6 +69,14 @@ type VirtualPrivateNetworkSpec struct {
 	// +kubebuilder:default=true
 	FastPath *bool `json:"fastPath,omitempty"`
 
+	// CrossNodeFastPath allows the cross-node fast path (the kernel's VXLAN, VNI = the
+	// VPN id) for traffic between this VPN's pods on different nodes, where both nodes
+	// run it (controller flag --cross-node-vxlan) and fastPath is on; off, that traffic
+	// takes OVN's Geneve. Switching takes effect for running pods within seconds.
+	// +optional
+	// +kubebuilder:default=true
+	CrossNodeFastPath *bool `json:"crossNodeFastPath,omitempty"`
+
 	// NodeBlockSize is the prefix length of the blocks of the CIDR that nodes claim
 	// (VPNBlock objects); a node claims another when one fills. At least the CIDR's prefix
 	// length, at most 30 for IPv4 (126 for IPv6). Immutable: running pods hold addresses

@@ -252,6 +252,11 @@ func (in *VirtualPrivateNetworkSpec) DeepCopyInto(out *VirtualPrivateNetworkSpec
 		*out = new(bool)
 		**out = **in
 	}
+	if in.CrossNodeFastPath != nil {
+		in, out := &in.CrossNodeFastPath, &out.CrossNodeFastPath
+		*out = new(bool)
+		**out = **in
+	}
 	if in.SharedServices != nil {
 		in, out := &in.SharedServices, &out.SharedServices
 		*out = make([]string, len(*in))

@@ -128,8 +128,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.limits.ServicesPerVPN, "max-services-per-vpn", vpn.DefaultServicesPerVPN, "Services of one VPN the cluster role realises as OVN load balancers, oldest first; the newer ones get none, and the VPN's ServiceLimitReached condition names them (0: no bound)")
 	fs.IntVar(&o.limits.BackendsPerService, "max-backends-per-service", vpn.DefaultBackendsPerService, "backends (VIP × endpoint) of one Service in its OVN load balancers; over it each port keeps its first endpoints, an equal share (0: no bound)")
 	fs.IntVar(&o.limits.BlocksPerVPN, "max-blocks-per-vpn", vpn.DefaultBlocksPerVPN, "address blocks one VPN may hold over all nodes: a node refuses to claim one more (the pod's ADD fails with CNI code 11); give both roles the same value (0: no bound)")
-	fs.StringVar(&o.crossNodeDev, "cross-node-vxlan", "", "name of the collect-metadata VXLAN device of the cross-node fast path (created if missing): same-VPN IPv4 to pods of other nodes that answer its probes bypasses OVS; empty: off, all cross-node traffic takes OVN's Geneve (docs/datapath.md; not yet with --kubeconfig)")
-	fs.StringVar(&crossNodeIP, "cross-node-underlay-ip", "", "this node's IPv4 on a kernel-owned underlay link (not an OVS bridge's port): the cross-node path's VXLAN leaves from it (needed with --cross-node-vxlan)")
+	fs.StringVar(&o.crossNodeDev, "cross-node-vxlan", "", "name of the collect-metadata VXLAN device of the cross-node fast path (created if missing): same-VPN IPv4 to pods of other nodes that answer its probes bypasses OVS; empty: off, all cross-node traffic takes OVN's Geneve (docs/datapath.md). With --kubeconfig the other nodes' blocks come from their VPNBlocks, their addresses from their Node objects")
+	fs.StringVar(&crossNodeIP, "cross-node-underlay-ip", "", "this node's IPv4 on a kernel-owned underlay link (not an OVS bridge's port): the cross-node path's VXLAN leaves from it (needed with --cross-node-vxlan); with --kubeconfig the other nodes must find it on this node's Node object (annotation sdncni.io/underlay-ip, else its first InternalIP)")
 	fs.IntVar(&o.crossNodePort, "cross-node-port", crossnode.DefaultPort, "UDP port of every node's cross-node VXLAN device")
 	fs.StringVar(&crossNodePeers, "cross-node-peers", "", "other nodes' blocks, comma-separated VPNID:CIDR=UNDERLAYIP (e.g. 1:10.78.0.128/25=100.65.0.2); each is used only while its node answers the probes")
 	fs.BoolVar(&o.teardown, "teardown", false, "remove the fast path (programs, links, maps, pins under --bpf-pin-dir) and exit; for uninstalling a node after its pods are gone")
@@ -241,10 +241,13 @@ func parseCrossNode(o *options, ip, peers string) error {
 	if o.crossNodePort < 1 || o.crossNodePort > 65535 {
 		return fmt.Errorf("--cross-node-port %d out of range", o.crossNodePort)
 	}
-	if o.kubeconfig != "" {
-		// The candidates would come from the VPNBlocks of other nodes (docs/datapath.md,
-		// "Cross-node fast path"): not written yet. Refused rather than silently unused.
-		return fmt.Errorf("--cross-node-vxlan is not supported with --kubeconfig yet (the node role does not fill its blocks from VPNBlocks)")
+	if o.role == roleCluster {
+		return fmt.Errorf("--cross-node-vxlan is a node's flag: --role=cluster runs no datapath")
+	}
+	if o.kubeconfig != "" && peers != "" {
+		// With VPNs the candidates come from the other nodes' VPNBlocks and Nodes
+		// (vpn.CrossNodeReconciler); a static list beside them would be a second truth.
+		return fmt.Errorf("--cross-node-peers is for static networks: with --kubeconfig the blocks come from the VPNBlocks")
 	}
 	for _, e := range strings.Split(peers, ",") {
 		if e = strings.TrimSpace(e); e == "" {

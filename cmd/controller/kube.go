@@ -19,6 +19,7 @@ import (
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/pkg/attach"
+	"github.com/sdncni/sdncni/pkg/crossnode"
 	"github.com/sdncni/sdncni/pkg/datapath"
 	"github.com/sdncni/sdncni/pkg/gateway"
 	"github.com/sdncni/sdncni/pkg/ipam"
@@ -31,9 +32,10 @@ import (
 // for --role=all, the leader-elected cluster role). It returns the node's Networks once
 // the caches are synced, what tells the attach.Manager which pods a NetworkPolicy
 // keeps off the fast path, and what gives the node's empty blocks back (nil with
-// --release-empty-blocks-after=0; run it once restart reconciliation is done).
+// --release-empty-blocks-after=0; run it once restart reconciliation is done). With the
+// cross-node path on (peers not nil), the other nodes' VPNBlocks become its candidates.
 func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbound, store *ipam.Store, dp *datapath.Datapath,
-	log logr.Logger) (*vpn.NodeNetworks, attach.PodPolicy, *vpn.BlockReleaser, error) {
+	peers *crossnode.Peers, log logr.Logger) (*vpn.NodeNetworks, attach.PodPolicy, *vpn.BlockReleaser, error) {
 	withCluster := o.role == roleAll
 	mgr, cfg, scheme, err := newManager(o, withCluster, log)
 	if err != nil {
@@ -64,6 +66,12 @@ func kubeMode(ctx context.Context, o *options, vs *ovs.VSwitch, nb *ovs.Northbou
 	}
 	if err := ser.SetupWithManager(mgr); err != nil {
 		return nil, nil, nil, err
+	}
+	if peers != nil {
+		if err := (&vpn.CrossNodeReconciler{Cache: mgr.GetCache(), Node: o.nodeName, Local: o.crossNodeIP, Peers: peers,
+			Log: log.WithName("vpn-crossnode")}).SetupWithManager(mgr); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {

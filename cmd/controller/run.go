@@ -114,7 +114,7 @@ func run(ctx context.Context, o *options) error {
 	)
 	if o.kubeconfig != "" {
 		// The manager lives as long as the controller, not the start-up deadline.
-		kn, pp, rel, err := kubeMode(ctx, o, vs, nb, store, dp, log)
+		kn, pp, rel, err := kubeMode(ctx, o, vs, nb, store, dp, peers, log)
 		if err != nil {
 			return err
 		}

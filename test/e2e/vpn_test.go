@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -356,6 +357,86 @@ func TestVPNTruthTable(t *testing.T) {
 		n.restartController(n.extra...)
 	}
 	t.Run("after restart", func(t *testing.T) { truthTable(t, pods) })
+
+	// The cross-node fast path on: same-VPN traffic between the nodes takes the kernel's
+	// VXLAN with VNI = the VPN's id, the other node found from its VPNBlocks and its
+	// Node object. The VPNs overlap, so a receiver that delivered by address alone
+	// would fail the table.
+	for i := range nodes {
+		createNode(t, api, c.Nodes[i].SystemID, c.KernelIP(i))
+	}
+	for i, n := range nodes {
+		n.restartController(append(n.extra, "--metrics-addr", metricsAddr, "--cross-node-vxlan", xnodeDev,
+			"--cross-node-underlay-ip", c.KernelIP(i))...)
+	}
+	for i, n := range nodes {
+		waitRemote(t, n, remoteWant(t, api, c.Nodes[i].SystemID)) // the other node's blocks
+	}
+	warm()
+	xtx := func() int64 { return nodes[0].datapathCounters(t)["xnode_tx"] + nodes[1].datapathCounters(t)["xnode_tx"] }
+	before := xtx()
+	t.Run("cross-node path on", func(t *testing.T) { truthTable(t, pods) })
+	require.Greater(t, xtx()-before, int64(0), "same-VPN traffic between the nodes took VXLAN")
+
+	// Per VPN: vpn-2 off takes its blocks off the path (its pods' traffic takes Geneve),
+	// with no pod restarted; on again brings them back.
+	zA, zB := pods[4], pods[5]
+	require.Equal(t, []string{"z-a", "z-b"}, []string{zA.name, zB.name})
+	setCrossNode(t, api, "vpn-2", false)
+	for i, n := range nodes {
+		waitRemote(t, n, remoteWant(t, api, c.Nodes[i].SystemID, "vpn-2"))
+	}
+	before = xtx()
+	waitPing(t, zA.pod, zB.ip, 10*time.Second)
+	pingRTT(t, zA.pod, zB.ip, 10, 56, false)
+	require.Zero(t, xtx()-before, "vpn-2's traffic took VXLAN with its crossNodeFastPath off")
+	t.Run("vpn-2's cross-node path off", func(t *testing.T) { truthTable(t, pods) })
+	setCrossNode(t, api, "vpn-2", true)
+	for i, n := range nodes {
+		waitRemote(t, n, remoteWant(t, api, c.Nodes[i].SystemID))
+	}
+	before = xtx()
+	pingRTT(t, zA.pod, zB.ip, 10, 56, false)
+	require.GreaterOrEqual(t, xtx()-before, int64(20), "vpn-2's pings and replies took VXLAN again")
+}
+
+// createNode creates the Node object of a simulated node, with ip as its InternalIP
+// (the address other nodes reach its cross-node path at).
+func createNode(t *testing.T, api *testenv.APIServer, name, ip string) {
+	t.Helper()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}}
+	require.NoError(t, api.Client.Create(context.Background(), n))
+	t.Cleanup(func() { _ = api.Client.Delete(context.Background(), n) })
+}
+
+// remoteWant is how many blocks the cross-node path of node self reaches: the VPNBlocks
+// of the other nodes (every VPN's, the default VPN's management addresses too), but
+// those of the VPNs left out.
+func remoteWant(t *testing.T, api *testenv.APIServer, self string, leftOut ...string) int {
+	t.Helper()
+	var l v1alpha1.VPNBlockList
+	require.NoError(t, api.Client.List(context.Background(), &l))
+	n := 0
+	for _, b := range l.Items {
+		if b.Spec.Node != self && !slices.Contains(leftOut, b.Spec.VPN) {
+			n++
+		}
+	}
+	return n
+}
+
+// setCrossNode sets a VPN's spec.crossNodeFastPath.
+func setCrossNode(t *testing.T, api *testenv.APIServer, name string, on bool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var v v1alpha1.VirtualPrivateNetwork
+		if api.Client.Get(context.Background(), client.ObjectKey{Name: name}, &v) != nil {
+			return false
+		}
+		v.Spec.CrossNodeFastPath = &on
+		return api.Client.Update(context.Background(), &v) == nil
+	}, 10*time.Second, 100*time.Millisecond)
 }
 
 // TestVPNBlocksGrow: when the node's block of a VPN fills, ADD claims the next block
