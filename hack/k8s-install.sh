@@ -110,7 +110,8 @@ images:
   digest: $coredns
 patches:
 # No OVS kernel module here: the userspace datapath, tunnelling through each node's
-# eth1 (its /etc/sdncni/node.env). No Service proxy on the hosts: real addresses.
+# eth1 (its /etc/sdncni/node.env); the cross-node fast path's VXLAN over eth0, the
+# kernel-owned link of the node IP. No Service proxy on the hosts: real addresses.
 - target: {kind: ConfigMap, name: sdncni-config}
   patch: |
     - {op: replace, path: /data/datapath-type, value: netdev}
@@ -119,6 +120,7 @@ patches:
     - {op: add, path: /data/ovn-nb, value: "ssl:$central_ip:6641"}
     - {op: add, path: /data/ovn-sb, value: "ssl:$central_ip:6642"}
     - {op: add, path: /data/control-plane-cidrs, value: "$api/32"}
+    - {op: add, path: /data/cross-node-vxlan, value: sdncni-vx}
 # The nodes have no upstream resolver (nothing outside this machine is reachable): cluster
 # names only, without CoreDNS's forward plugin, which refuses to start without upstreams.
 - target: {kind: ConfigMap, name: coredns}
@@ -239,7 +241,8 @@ delete() {
 	# What a node keeps after its agent pod is gone: the fast path's programs, maps and
 	# pins (the controller's own --teardown), the CNI config and binaries.
 	for n in $(kc get nodes -o jsonpath='{.items[*].metadata.name}'); do
-		"$CLUSTER" exec "$n" -- "$REPO/bin/sdncni-controller" --teardown --bpf-pin-dir=/sys/fs/bpf/sdncni >&2 ||
+		"$CLUSTER" exec "$n" -- "$REPO/bin/sdncni-controller" --teardown --bpf-pin-dir=/sys/fs/bpf/sdncni \
+			--cross-node-vxlan=sdncni-vx >&2 ||
 			die "teardown on $n"
 		"$CLUSTER" exec "$n" -- rm -f /etc/cni/net.d/10-sdncni.conflist /opt/cni/bin/sdncni \
 			/opt/cni/bin/portmap /opt/cni/bin/bandwidth

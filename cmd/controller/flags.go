@@ -234,6 +234,9 @@ func parseCrossNode(o *options, ip, peers string) error {
 		}
 		return nil
 	}
+	if o.teardown {
+		return nil // only the device's name matters: it is deleted
+	}
 	var err error
 	if o.crossNodeIP, err = netip.ParseAddr(ip); err != nil || !o.crossNodeIP.Is4() || o.crossNodeIP.IsLoopback() {
 		return fmt.Errorf("--cross-node-vxlan needs --cross-node-underlay-ip, a non-loopback IPv4 (got %q)", ip)

@@ -30,7 +30,7 @@ var tenants = []struct{ ns, vpn, cidr string }{
 // tenants' VPNs with a Deployment each through the API, and checks what a platform team
 // would: nodes Ready only through CNI STATUS, pods with addresses of their VPN that pass
 // kubelet's HTTP and TCP probes, pods reaching each other inside a VPN on the same node
-// and across nodes and timing out across VPNs, the cluster DNS answering in every VPN,
+// (the fast path) and across nodes (the cross-node path's VXLAN) and timing out across VPNs, the cluster DNS answering in every VPN,
 // the API server reaching pods (pods/proxy), nothing left of deleted pods, and nothing
 // left on the nodes after uninstalling.
 func TestRealCluster(t *testing.T) {
@@ -83,12 +83,16 @@ func TestRealCluster(t *testing.T) {
 		for _, tn := range tenants {
 			from := pods[tn.ns][0]
 			for _, to := range pods[tn.ns][1:] {
-				before := k.fastRedirects(from.node)
+				before, beforeX := k.fastRedirects(from.node), k.datapathCounter(from.node, "xnode_tx")
 				res := k.connect(tn.ns, from.name, to.ip)
 				require.Equal(t, "", res, "%s: %s (%s) → %s (%s)", tn.ns, from.name, from.node, to.ip, to.node)
 				if to.node == from.node {
 					require.Greater(t, k.fastRedirects(from.node), before,
 						"same-node %s → %s did not take the fast path", from.name, to.name)
+				} else {
+					// hack/k8s-install.sh turns the cross-node path on (cross-node-vxlan).
+					require.Greater(t, k.datapathCounter(from.node, "xnode_tx"), beforeX,
+						"cross-node %s → %s did not take the cross-node path (VXLAN)", from.name, to.name)
 				}
 			}
 			// Both same-node and cross-node pairs were tried: the spread puts two pods on

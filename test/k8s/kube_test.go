@@ -180,13 +180,16 @@ func readTarFile(archive, name string) ([]byte, error) {
 
 // fastRedirects is node's sdncni_datapath_packets_total{reason="redirect_fast"}: packets
 // its eBPF fast path carried pod to pod, from the controller's metrics on the node IP.
-func (k *kube) fastRedirects(node string) float64 {
+func (k *kube) fastRedirects(node string) float64 { return k.datapathCounter(node, "redirect_fast") }
+
+// datapathCounter reads one reason of the node's datapath counters from its metrics.
+func (k *kube) datapathCounter(node, reason string) float64 {
 	k.t.Helper()
 	ip := k.get("node", node, "", `{.status.addresses[?(@.type=="InternalIP")].address}`)
 	out, err := k.c.Exec(k.ctx, node, "curl", "-sf", "--max-time", "5", "http://"+ip+":9465/metrics")
 	require.NoError(k.t, err)
 	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, `sdncni_datapath_packets_total{reason="redirect_fast"} `); ok {
+		if v, ok := strings.CutPrefix(line, `sdncni_datapath_packets_total{reason="`+reason+`"} `); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			require.NoError(k.t, err)
 			return f
