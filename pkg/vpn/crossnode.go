@@ -11,9 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1alpha1 "github.com/sdncni/sdncni/api/v1alpha1"
 	"github.com/sdncni/sdncni/pkg/datapath"
@@ -44,24 +41,11 @@ type CrossNodeReconciler struct {
 	lastSelf netip.Addr // what the own Node said at the last run
 }
 
-// crossNodeKey is the one request every event maps to: the candidates are computed
-// whole, from every block at once.
-var crossNodeKey = reconcile.Request{NamespacedName: client.ObjectKey{Name: "cross-node"}}
-
-// SetupWithManager registers the reconciler to run on every node.
+// SetupWithManager registers the reconciler to run on every node, computing the
+// candidates whole on any change.
 func (r *CrossNodeReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	no := false
-	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{crossNodeKey}
-	})
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("vpn-crossnode").
-		Watches(&v1alpha1.VPNBlock{}, all).
-		Watches(&v1alpha1.VirtualPrivateNetwork{}, all).
-		Watches(&v1alpha1.VPNID{}, all).
-		Watches(&corev1.Node{}, all).
-		WithOptions(controller.Options{NeedLeaderElection: &no, MaxConcurrentReconciles: 1}).
-		Complete(r)
+	return wholeStateController(mgr, "vpn-crossnode", r,
+		&v1alpha1.VPNBlock{}, &v1alpha1.VirtualPrivateNetwork{}, &v1alpha1.VPNID{}, &corev1.Node{})
 }
 
 // Reconcile implements reconcile.Reconciler.

@@ -69,23 +69,26 @@ func (r *SharedServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // completeOnServiceChanges registers r on every node (no leader election) under one
 // request that any change of a VPN, VPNBlock, Namespace, Service or EndpointSlice
-// queues: r recomputes its whole state each time, and the queue folds bursts into one
-// run. (A block given back must be claimed again where it is still needed, and leaves
-// the node's own endpoints.)
+// queues (wholeStateController). (A block given back must be claimed again where it is
+// still needed, and leaves the node's own endpoints.)
 func completeOnServiceChanges(mgr ctrl.Manager, name string, r reconcile.Reconciler) error {
+	return wholeStateController(mgr, name, r, &v1alpha1.VirtualPrivateNetwork{}, &v1alpha1.VPNBlock{},
+		&corev1.Namespace{}, &corev1.Service{}, &discoveryv1.EndpointSlice{})
+}
+
+// wholeStateController registers r on every node (no leader election) under one
+// request, named name, that any change of an object of the given kinds queues: r
+// recomputes its whole state each time, and the queue folds bursts into one run.
+func wholeStateController(mgr ctrl.Manager, name string, r reconcile.Reconciler, kinds ...client.Object) error {
 	no := false
 	one := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: name}}}
 	})
-	return ctrl.NewControllerManagedBy(mgr).
-		Named(name).
-		Watches(&v1alpha1.VirtualPrivateNetwork{}, one).
-		Watches(&v1alpha1.VPNBlock{}, one).
-		Watches(&corev1.Namespace{}, one).
-		Watches(&corev1.Service{}, one).
-		Watches(&discoveryv1.EndpointSlice{}, one).
-		WithOptions(controller.Options{NeedLeaderElection: &no, MaxConcurrentReconciles: 1}).
-		Complete(r)
+	b := ctrl.NewControllerManagedBy(mgr).Named(name)
+	for _, k := range kinds {
+		b = b.Watches(k, one)
+	}
+	return b.WithOptions(controller.Options{NeedLeaderElection: &no, MaxConcurrentReconciles: 1}).Complete(r)
 }
 
 // Reconcile implements reconcile.Reconciler.
