@@ -158,7 +158,7 @@ func TestNetworkPolicyTruthTable(t *testing.T) {
 	c := testenv.StartCluster(t, 2)
 	nodes := []*node{
 		startVPNController(t, c.Nodes[0], api, "10.84.0.0/16", "--metrics-addr", metricsAddr),
-		startVPNController(t, c.Nodes[1], api, "10.84.0.0/16"),
+		startVPNController(t, c.Nodes[1], api, "10.84.0.0/16", "--metrics-addr", metricsAddr),
 	}
 	createVPN(t, api, "vpn-p", "10.93.0.0/24", "x", "y", "z")
 	createVPN(t, api, "vpn-q", "10.93.4.0/24", "w")
@@ -213,13 +213,38 @@ func TestNetworkPolicyTruthTable(t *testing.T) {
 			})
 		}
 	}
-	t.Run("fast path on", func(t *testing.T) { run(t, true) })
-	for _, n := range nodes {
-		if t.Failed() {
-			t.Logf("controller log of %s before its restart:\n%s", n.ovn.SystemID, n.controllerLog())
+	restart := func(extra ...string) {
+		for _, n := range nodes {
+			if t.Failed() {
+				t.Logf("controller log of %s before its restart:\n%s", n.ovn.SystemID, n.controllerLog())
+			}
+			n.restartController(append(n.extra, extra...)...)
 		}
-		n.restartController(append(n.extra, "--fast-path=false")...)
 	}
+	t.Run("fast path on", func(t *testing.T) { run(t, true) })
+
+	// The cross-node path on too: what policy allows between the nodes crosses in
+	// VXLAN, what it governs goes through OVS on both nodes (sent back where the
+	// receiver is governed), and the table must not change.
+	for i := range nodes {
+		createNode(t, api, c.Nodes[i].SystemID, c.KernelIP(i))
+	}
+	for i, n := range nodes {
+		n.restartController(append(n.extra, "--cross-node-vxlan", xnodeDev, "--cross-node-underlay-ip", c.KernelIP(i))...)
+	}
+	for i, n := range nodes {
+		waitRemote(t, n, remoteWant(t, api, c.Nodes[i].SystemID))
+	}
+	xnode := func(reason string) int64 {
+		return nodes[0].datapathCounters(t)[reason] + nodes[1].datapathCounters(t)[reason]
+	}
+	tx, bounced := xnode("xnode_tx"), xnode("xnode_bounce")
+	t.Run("fast path and cross-node path on", func(t *testing.T) { run(t, true) })
+	t.Logf("cross-node path during the table: xnode_tx %d, xnode_bounce %d", xnode("xnode_tx")-tx, xnode("xnode_bounce")-bounced)
+	require.Greater(t, xnode("xnode_tx"), tx, "allowed traffic between the nodes took VXLAN")
+	require.Greater(t, xnode("xnode_bounce"), bounced, "traffic to governed pods went back to OVS")
+
+	restart("--fast-path=false")
 	t.Run("fast path off", func(t *testing.T) { run(t, false) })
 }
 
@@ -443,7 +468,8 @@ func newPodUnderPolicy(t *testing.T, api *testenv.APIServer, c *testenv.Cluster,
 	obj := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "c", Labels: p.labels},
 		Spec: corev1.PodSpec{NodeName: c.Nodes[0].SystemID, Containers: []corev1.Container{{Name: "c", Image: "none"}}}}
 	require.NoError(t, api.Client.Create(context.Background(), obj))
-	t.Cleanup(func() { _ = api.Client.Delete(context.Background(), obj) })
+	// At once (no kubelet here ends a graceful deletion): a later run adds x/c again.
+	t.Cleanup(func() { _ = api.Client.Delete(context.Background(), obj, client.GracePeriodSeconds(0)) })
 	start := time.Now()
 	p.ip = nodes[0].mustAdd(t, "1.1.0", p.pod)
 	t.Cleanup(func() { _ = nodes[0].del(t, "1.1.0", p.pod) })
