@@ -302,6 +302,30 @@ func TestCrossNodeFastPath(t *testing.T) {
 		require.GreaterOrEqual(t, dpMoved(before, n1.datapathCounters(t), "xnode_tx"), int64(10))
 	})
 
+	t.Run("a pod's spoofed source never leaves its node", func(t *testing.T) {
+		// Root in a1 writes raw frames to a2 with a source that is not its own: an unused
+		// address of node1's own block with its pod MAC (node2 would accept that from
+		// node1: only the sender's check stands in the way), and its own address under
+		// another MAC. They go to OVS (to_ovs_spoofed), whose port security drops them;
+		// none crosses in VXLAN, a2 gets only the genuine frame sent after them.
+		const port = 7792
+		_, pc := listenIn(t, a2, "udp4", fmt.Sprintf(":%d", port))
+		defer pc.Close()
+		unused := netip.MustParseAddr("10.78.0.5")
+		spoofMAC := forgedFrame(ipA1, ipA2, port, "spoofed mac")
+		copy(spoofMAC[6:12], attach.MACFor(unused))
+		waitPing(t, a1, ipA2, 10*time.Second)
+		before1, before2 := n1.datapathCounters(t), n2.datapathCounters(t)
+		rawSend(t, a1, forgedFrame(unused, ipA2, port, "spoofed ip"), 5)
+		rawSend(t, a1, spoofMAC, 5)
+		rawSend(t, a1, forgedFrame(ipA1, ipA2, port, "genuine"), 1)
+		require.Equal(t, []string{"genuine"}, readAll(pc, time.Second), "a2 got only the genuine frame")
+		after1 := n1.datapathCounters(t)
+		require.Equal(t, int64(1), dpMoved(before1, after1, "xnode_tx"), "only the genuine frame took VXLAN")
+		require.Equal(t, int64(1), dpMoved(before2, n2.datapathCounters(t), "xnode_rx"))
+		require.GreaterOrEqual(t, dpMoved(before1, after1, "to_ovs_spoofed"), int64(10), "node1 handed the spoofed frames to OVS")
+	})
+
 	t.Run("ovs-vswitchd restarted: OVS ports get tx offload off again, Geneve still carries TSO pods", func(t *testing.T) {
 		// A restarted ovs-vswitchd turns its taps' offloads on again; the controller turns
 		// them off again, or the pods' TSO segments would be lost in Geneve. Geneve is
