@@ -47,8 +47,8 @@ func (n *sdncniNode) ensureController(ctx context.Context, fast bool) error {
 	}
 	defer logf.Close()
 	e := n.e
-	// --mtu 0 and the default --tunnel-tx-offload=auto: the pod MTU and tx offload come
-	// from the topology, as on a node of a multi-node cluster.
+	// --mtu 0 and the default --tunnel-tx-offload=auto: the pod MTU and the OVS ports'
+	// tx offload come from the topology, as on a node of a multi-node cluster.
 	args := []string{"--net=" + n.netnsPath(), "--", e.controller(),
 		"--socket", n.socket(),
 		"--ovs-db", n.vars["SDNCNI_OVS_DB"],
