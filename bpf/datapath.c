@@ -17,11 +17,11 @@
  *   sdncni_from_ovs  on the pod's OVS internal port: what OVS sends to the
  *                    pod goes straight into the pod (bpf_redirect_peer).
  *   sdncni_from_vxlan on the node's collect-metadata VXLAN device: the VNI is
- *                    the VPN; a packet for a pod of that VPN on this node, from
- *                    an address of the sending node's blocks of that VPN, goes
- *                    into the pod, or, when OVS must see it here, back to the
- *                    sending node, which hands it to OVS on its pod's port;
- *                    anything else is dropped and counted.
+ *                    the VPN; a packet from an address of the sending node's
+ *                    blocks of that VPN goes into the pod of that VPN it is
+ *                    for, or, when OVS must see it here (or no such pod is
+ *                    here), back to the sending node, which hands it to OVS on
+ *                    its pod's port; anything else is dropped and counted.
  *
  * No program ever returns TC_ACT_OK: pod traffic never enters the node's own
  * stack.
@@ -655,14 +655,6 @@ int sdncni_from_vxlan(struct __sk_buff *skb)
 	    ip->ihl < 5 || (eth->h_dest[0] & 1) || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
 		goto malformed;
 
-	/* The VNI names the VPN: only that VPN's pods are looked at. */
-	struct dst_key dk = { .vpn = vpn, .ip = ip->daddr };
-	struct dst *dst = bpf_map_lookup_elem(&sdncni_dst, &dk);
-
-	if (!dst || !mac_eq(eth->h_dest, dst->mac)) {
-		count(REASON_XNODE_DROP_VNI_MISMATCH);
-		return TC_ACT_SHOT;
-	}
 	/*
 	 * A node sends only for its own blocks: the inner source must lie in a block of
 	 * this VPN held by the node the packet came from, with that pod's MAC.
@@ -672,6 +664,21 @@ int sdncni_from_vxlan(struct __sk_buff *skb)
 	if (!from || remote_node(vpn, ip->saddr) != from || !pod_mac(eth->h_source, ip->saddr)) {
 		count(REASON_XNODE_DROP_SRC);
 		return TC_ACT_SHOT;
+	}
+	/*
+	 * The VNI names the VPN: only that VPN's pods are looked at. An address of the
+	 * VPN that is no pod here (this node's management port, a pod just deleted) is
+	 * not delivered past OVS: it goes back, and its sender hands it to OVS (which
+	 * accepts it only as its own pod's packet), where OVN decides.
+	 */
+	struct dst_key dk = { .vpn = vpn, .ip = ip->daddr };
+	struct dst *dst = bpf_map_lookup_elem(&sdncni_dst, &dk);
+
+	__u32 why = REASON_XNODE_BOUNCE;
+
+	if (!dst || !mac_eq(eth->h_dest, dst->mac)) {
+		why = REASON_XNODE_BOUNCE_NO_POD;
+		goto bounce;
 	}
 	if (!(dst->flags & EP_FASTPATH) || (dst->flags & (EP_POLICY_IN | EP_POLICY_EG)) ||
 	    !fastpath_on(vpn))
@@ -702,7 +709,7 @@ bounce:
 		if (bpf_skb_set_tunnel_key(skb, &back, offsetof(struct bpf_tunnel_key, local_ipv4),
 					   BPF_F_ZERO_CSUM_TX))
 			goto malformed;
-		count(REASON_XNODE_BOUNCE);
+		count(why);
 		return bpf_redirect(x->vxlan_ifindex, 0);
 	}
 malformed:

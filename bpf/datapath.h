@@ -203,7 +203,7 @@ enum reason {
 	REASON_XNODE_RX,                /* received over VXLAN, delivered into the pod */
 	REASON_XNODE_DROP_OFF,          /* received while the path is off, or not on our device */
 	REASON_XNODE_DROP_MALFORMED,    /* no tunnel key, VNI 0 or > 24 bits, not plain IPv4 unicast */
-	REASON_XNODE_DROP_VNI_MISMATCH, /* no pod of the VNI's VPN has that IP and MAC here */
+	REASON_XNODE_BOUNCE_NO_POD,     /* no pod of the VNI's VPN has that IP and MAC here: sent back */
 	REASON_XNODE_DROP_SRC,          /* inner source not of the sending node's blocks of that VPN */
 	REASON_XNODE_BOUNCE,            /* needs OVS here (policy, Service port, fast path off): sent back */
 	REASON_XNODE_PROBE_ECHO,        /* a peer's probe (VNI 0) answered */

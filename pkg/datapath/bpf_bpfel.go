@@ -126,7 +126,7 @@ const (
 	bpfReasonREASON_XNODE_RX                        bpfReason = 19
 	bpfReasonREASON_XNODE_DROP_OFF                  bpfReason = 20
 	bpfReasonREASON_XNODE_DROP_MALFORMED            bpfReason = 21
-	bpfReasonREASON_XNODE_DROP_VNI_MISMATCH         bpfReason = 22
+	bpfReasonREASON_XNODE_BOUNCE_NO_POD             bpfReason = 22
 	bpfReasonREASON_XNODE_DROP_SRC                  bpfReason = 23
 	bpfReasonREASON_XNODE_BOUNCE                    bpfReason = 24
 	bpfReasonREASON_XNODE_PROBE_ECHO                bpfReason = 25

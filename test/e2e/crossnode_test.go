@@ -204,7 +204,10 @@ func TestCrossNodeFastPath(t *testing.T) {
 		}{
 			{"genuine: node2, VNI 1, a2's address", c.Nodes[1].NetNSPath, c.KernelIP(1), 1, ipA2, ipA1, "xnode_rx"},
 			{"VNI of the other VPN (whose pod has the address)", c.Nodes[1].NetNSPath, c.KernelIP(1), 2, ipA2, ipA1, "xnode_drop_src"},
-			{"VNI of no VPN here", c.Nodes[1].NetNSPath, c.KernelIP(1), 3, ipA2, ipA1, "xnode_drop_vni_mismatch"},
+			{"VNI of no VPN here", c.Nodes[1].NetNSPath, c.KernelIP(1), 3, ipA2, ipA1, "xnode_drop_src"},
+			// No pod has the address here (a management port's, a deleted pod's): back to
+			// node2, which gives it to OVS as a2's, and OVN drops it.
+			{"genuine source, an address of node1's block that is no pod", c.Nodes[1].NetNSPath, c.KernelIP(1), 1, ipA2, inNode1Block, "xnode_bounce_no_pod"},
 			{"node2 sends for node1's block", c.Nodes[1].NetNSPath, c.KernelIP(1), 1, inNode1Block, ipA1, "xnode_drop_src"},
 			{"an underlay host that is no node", "/run/netns/" + c.Underlay, "100.65.0.99", 1, ipA2, ipA1, "xnode_drop_src"},
 			// Sent back "for OVS": node1 would hand it to OVS as a1's own packet.
