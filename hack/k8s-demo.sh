@@ -73,11 +73,14 @@ try() {
 }
 
 # fast_counter NODE: packets the node's eBPF fast path redirected pod to pod.
-fast_counter() {
+fast_counter() { dp_counter "$1" redirect_fast; }
+
+# dp_counter NODE REASON: that node's datapath counter of REASON.
+dp_counter() {
 	local ip
 	ip=$(kc get node "$1" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
 	"$CLUSTER" exec "$1" -- curl -s "http://$ip:9465/metrics" |
-		awk '/^sdncni_datapath_packets_total\{reason="redirect_fast"\}/ {print $2}'
+		awk -v r="$2" '$1 == "sdncni_datapath_packets_total{reason=\"" r "\"}" {print $2}'
 }
 
 run() {
@@ -97,11 +100,15 @@ run() {
 	a2=$(pod_on tenant-a "$n2")
 	b1=$(pod_on tenant-b "$n1")
 	b2=$(pod_on tenant-b "$n2")
-	say "3. Inside a VPN: same node (eBPF fast path) and across nodes (Geneve)"
+	say "3. Inside a VPN: same node (eBPF fast path) and across nodes (the kernel's VXLAN; Services: Geneve)"
 	before=$(fast_counter "$n1")
 	kc -n tenant-a exec "$a1" -- ping -q -c 20 -i 0.05 "$(ip_of tenant-a "$a1b")" | sed -n 's/^/  /; /packets/p'
 	after=$(fast_counter "$n1")
 	echo "  ping $a1 → $a1b (both on $n1): the node's eBPF fast path redirected ${before:-0} → ${after:-0} packets"
+	before=$(dp_counter "$n1" xnode_tx)
+	kc -n tenant-a exec "$a1" -- ping -q -c 20 -i 0.05 "$(ip_of tenant-a "$a2")" | sed -n 's/^/  /; /packets/p'
+	after=$(dp_counter "$n1" xnode_tx)
+	echo "  ping $a1 ($n1) → $a2 ($n2): the cross-node fast path sent ${before:-0} → ${after:-0} packets in VXLAN"
 	echo "  (TCP to port 8080 goes through OVS: it is a Service's target port, whose flows OVN's conntrack must see)"
 	try tenant-a "$a1" "$(ip_of tenant-a "$a2"):8080"
 	try tenant-a "$a1" "web.tenant-a:80"
