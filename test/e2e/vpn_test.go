@@ -8,8 +8,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -373,7 +373,9 @@ func TestVPNTruthTable(t *testing.T) {
 		waitRemote(t, n, remoteWant(t, api, c.Nodes[i].SystemID)) // the other node's blocks
 	}
 	warm()
-	xtx := func() int64 { return nodes[0].datapathCounters(t)["xnode_tx"] + nodes[1].datapathCounters(t)["xnode_tx"] }
+	xtx := func() int64 {
+		return nodes[0].datapathCounters(t)["xnode_tx"] + nodes[1].datapathCounters(t)["xnode_tx"]
+	}
 	before := xtx()
 	t.Run("cross-node path on", func(t *testing.T) { truthTable(t, pods) })
 	require.Greater(t, xtx()-before, int64(0), "same-VPN traffic between the nodes took VXLAN")
