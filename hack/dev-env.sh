@@ -245,6 +245,11 @@ node_underlay_up() {
 	fi
 	in_netns "$ul" ip link set "$peer" master "$UL_BRIDGE" up
 	in_netns "$ns" ip link set "$UL_NODE_IF" up
+	# ul0 stays a kernel link (the userspace datapath reads it with AF_PACKET), and a
+	# kernel answers ARP for any of its addresses on any link: ul0 would answer for the
+	# encap IP too, with its own MAC, and a peer's OVS learning that MAC as the tunnel's
+	# next hop sends Geneve to this node's kernel instead of its OVS (docs/development.md).
+	in_netns "$ns" sysctl -qw "net.ipv4.conf.$UL_NODE_IF.arp_ignore=8"
 	ovs-vsctl --db="$db" --timeout=5 --may-exist add-br "$PHY_BRIDGE" -- \
 		set Bridge "$PHY_BRIDGE" datapath_type=netdev -- \
 		--may-exist add-port "$PHY_BRIDGE" "$UL_NODE_IF"
@@ -269,6 +274,9 @@ node_kernel_underlay_up() {
 		in_netns "$ns" ip link add "$UL_KERNEL_IF" type veth peer name "$peer" netns "$ul"
 	fi
 	in_netns "$ul" ip link set "$peer" master "$UL_BRIDGE" up
+	# On the same L2 as ul0: it answers ARP only for its own address, not br-phy's encap
+	# IP (as a real node's second NIC on one segment should, "ARP flux").
+	in_netns "$ns" sysctl -qw "net.ipv4.conf.$UL_KERNEL_IF.arp_ignore=1"
 	in_netns "$ns" ip addr replace "$cidr" dev "$UL_KERNEL_IF"
 	in_netns "$ns" ip link set "$UL_KERNEL_IF" up
 }

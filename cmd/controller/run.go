@@ -27,11 +27,16 @@ import (
 	"github.com/sdncni/sdncni/pkg/metrics"
 	"github.com/sdncni/sdncni/pkg/ovs"
 	"github.com/sdncni/sdncni/pkg/podnet"
+	"github.com/sdncni/sdncni/pkg/tunnelneigh"
 	"github.com/sdncni/sdncni/pkg/vpn"
 )
 
 // blockReleaseInterval is how often a node looks for empty blocks to give back.
 const blockReleaseInterval = time.Minute
+
+// tunnelNeighInterval is how often a netdev node checks its tunnel peers' next hops:
+// a new peer's, or one whose link ovs-vswitchd re-created, is resolved within it.
+const tunnelNeighInterval = 5 * time.Second
 
 func newLogger(verbosity int) logr.Logger {
 	level := slog.Level(-verbosity)
@@ -98,6 +103,11 @@ func run(ctx context.Context, o *options) error {
 		if err := podnet.KeepTxOffloadOff(ctx, ours, log.WithName("offload")); err != nil {
 			return err
 		}
+	}
+	if o.datapathType == "netdev" {
+		// The userspace datapath drops a tunnel packet whose next hop it has not
+		// learned yet: keep every Geneve peer's next hop resolved (pkg/tunnelneigh).
+		go tunnelneigh.New(vs.TunnelRemotes).Run(ctx, tunnelNeighInterval, log.WithName("tunnelneigh"))
 	}
 	peers, err := startCrossNode(startCtx, o, dp, log.WithName("crossnode"))
 	if err != nil {

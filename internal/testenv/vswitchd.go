@@ -3,6 +3,7 @@ package testenv
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -50,6 +51,18 @@ func (o *OVN) CrashVswitchd(t testing.TB, sig syscall.Signal) int {
 		t.Fatalf("ovs-vswitchd of %s restarted, but its pidfile names %d (was %d): %v", o.NetNS, pid, old, err)
 	}
 	return pid
+}
+
+// Appctl runs ovs-appctl against the node's ovs-vswitchd (its control socket beside its
+// pidfile) and returns the output; it fails t on error.
+func (o *OVN) Appctl(t testing.TB, args ...string) string {
+	t.Helper()
+	ctl := filepath.Join(filepath.Dir(o.Env["SDNCNI_VSWITCHD_PIDFILE"]), "ovs-vswitchd.ctl")
+	out, err := exec.Command("ovs-appctl", append([]string{"-t", ctl}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ovs-appctl %s on %s: %v\n%s", strings.Join(args, " "), o.NetNS, err, out)
+	}
+	return string(out)
 }
 
 func countIn(path, s string) int {

@@ -3,6 +3,7 @@ package ovs_test
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,4 +46,32 @@ func TestEncapIP(t *testing.T) {
 			}, 10*time.Second, 20*time.Millisecond)
 		})
 	}
+}
+
+func TestTunnelRemotes(t *testing.T) {
+	o, v := newVSwitch(t)
+	ctx := testCtx(t)
+	const br = "br-tunrem"
+	o.Vsctl(t, "add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev",
+		"--", "add-port", br, "tr-g1", "--", "set", "Interface", "tr-g1", "type=geneve", "options:remote_ip=100.64.9.7",
+		"--", "add-port", br, "tr-g2", "--", "set", "Interface", "tr-g2", "type=geneve", "options:remote_ip=100.64.9.5",
+		"--", "add-port", br, "tr-v1", "--", "set", "Interface", "tr-v1", "type=vxlan", "options:remote_ip=100.64.9.7",
+		"--", "add-port", br, "tr-flow", "--", "set", "Interface", "tr-flow", "type=geneve", "options:remote_ip=flow",
+		"--", "add-port", br, "tr-int", "--", "set", "Interface", "tr-int", "type=internal")
+	t.Cleanup(func() { o.Vsctl(t, "--if-exists", "del-br", br) })
+
+	want := []netip.Addr{netip.MustParseAddr("100.64.9.5"), netip.MustParseAddr("100.64.9.7")}
+	var got []netip.Addr
+	require.Eventually(t, func() bool {
+		var err error
+		got, err = v.TunnelRemotes(ctx)
+		require.NoError(t, err)
+		return slices.Equal(got, want)
+	}, 10*time.Second, 20*time.Millisecond, "got %v", got)
+
+	o.Vsctl(t, "del-port", br, "tr-g2")
+	require.Eventually(t, func() bool {
+		got, _ = v.TunnelRemotes(ctx)
+		return slices.Equal(got, want[1:])
+	}, 10*time.Second, 20*time.Millisecond, "got %v after deleting a port", got)
 }

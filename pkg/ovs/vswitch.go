@@ -36,7 +36,7 @@ func NewVSwitch(ctx context.Context, endpoint string, log logr.Logger) (*VSwitch
 			client.WithTable(&ovs, &ovs.Bridges, &ovs.ExternalIDs),
 			client.WithTable(&br, &br.Name, &br.Ports, &br.DatapathType, &br.FailMode, &br.ExternalIDs),
 			client.WithTable(&port, &port.Name, &port.Interfaces, &port.ExternalIDs),
-			client.WithTable(&iface, &iface.Name, &iface.Type, &iface.ExternalIDs, &iface.Ofport,
+			client.WithTable(&iface, &iface.Name, &iface.Type, &iface.Options, &iface.ExternalIDs, &iface.Ofport,
 				&iface.MTURequest, &iface.Error),
 		}
 	})
