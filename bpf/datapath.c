@@ -53,10 +53,13 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define VNI_MAX 0xffffff
 #define XNODE_VPN_MAX (XNODE_VNI_BOUNCE - 1)
 #define MAX_PEERS 4096
+#define MAX_SENT_BACK 16384
 #define NSEC_PER_SEC 1000000000ULL
 #define CT_TCP_TIMEOUT (6 * 3600 * NSEC_PER_SEC) /* idle */
 #define CT_UDP_TIMEOUT (120 * NSEC_PER_SEC)
 #define CT_REFRESH NSEC_PER_SEC
+/* A flow sent back keeps going to OVS on its sender until it idles this long. */
+#define XBACK_IDLE (10 * NSEC_PER_SEC)
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
@@ -148,6 +151,20 @@ struct {
 	__type(value, struct remote);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sdncni_remote SEC(".maps");
+
+/*
+ * Flows of this node's pods that a receiving node sent back (it must hand them to
+ * OVS, and only their sender can), keyed as sdncni_ct: the next packets go to OVS
+ * here at once instead of crossing the underlay three times. Value: when the flow
+ * was last sent back or seen since (refreshed at most once a second).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_SENT_BACK);
+	__type(key, struct ct_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sdncni_xback SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -346,13 +363,25 @@ static __always_inline int xnode_tx(struct __sk_buff *skb, const struct endpoint
 		return to_ovs(src, REASON_TO_OVS_DST_MAC_MISMATCH);
 	if (src->flags & (EP_POLICY_IN | EP_POLICY_EG))
 		return to_ovs_policy(src);
-	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
-		__be16 sport;
+	struct ct_key ck = { .vpn = src->vpn, .saddr = saddr, .daddr = daddr, .proto = proto };
 
-		if (bpf_skb_load_bytes(skb, l4off, &sport, sizeof(sport)))
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		if (bpf_skb_load_bytes(skb, l4off, &ck.sport, sizeof(ck.sport) + sizeof(ck.dport)))
 			return to_ovs(src, REASON_TO_OVS_MALFORMED);
-		if (service_endpoint(src->vpn, saddr, sport, proto))
+		if (service_endpoint(src->vpn, saddr, ck.sport, proto))
 			return to_ovs(src, REASON_TO_OVS_SERVICE);
+	}
+	__u64 *back = bpf_map_lookup_elem(&sdncni_xback, &ck);
+
+	if (back) {
+		__u64 now = bpf_ktime_get_ns();
+		__u64 last = *back;
+
+		if (now - last < XBACK_IDLE) {
+			if (now - last > CT_REFRESH)
+				*back = now;
+			return to_ovs(src, REASON_TO_OVS_XNODE_SENT_BACK);
+		}
 	}
 
 	struct bpf_tunnel_key key = {};
@@ -607,6 +636,15 @@ static __always_inline int xnode_to_ovs(struct __sk_buff *skb, __u32 vpn, __be32
 
 	if (!ep || ep->role != ROLE_POD || ep->vpn != vpn || ep->ip != ip->saddr)
 		goto drop;
+	/* Remember the flow: its next packets go to OVS here at once (xnode_tx). */
+	struct ct_key ck = { .vpn = vpn, .saddr = ip->saddr, .daddr = ip->daddr, .proto = ip->protocol };
+
+	if ((ck.proto == IPPROTO_TCP || ck.proto == IPPROTO_UDP) &&
+	    bpf_skb_load_bytes(skb, sizeof(*eth) + ip->ihl * 4, &ck.sport, sizeof(ck.sport) + sizeof(ck.dport)))
+		goto drop;
+	__u64 now = bpf_ktime_get_ns();
+
+	bpf_map_update_elem(&sdncni_xback, &ck, &now, BPF_ANY);
 	count(REASON_XNODE_TO_OVS);
 	return bpf_redirect(ep->peer_ifindex, 0);
 drop:

@@ -210,6 +210,7 @@ enum reason {
 	REASON_XNODE_PROBE_REPLY,       /* the answer to our probe, recorded in sdncni_xpeer */
 	REASON_XNODE_TO_OVS,            /* our pod's packet sent back by its receiver: handed to OVS */
 	REASON_XNODE_DROP_BOUNCE,       /* a sent-back packet that is not our pod's to a block of its sender */
+	REASON_TO_OVS_XNODE_SENT_BACK,  /* a flow its receiver sent back lately (sdncni_xback): OVS at once */
 	REASON_MAX,
 };
 

@@ -133,7 +133,8 @@ const (
 	bpfReasonREASON_XNODE_PROBE_REPLY               bpfReason = 26
 	bpfReasonREASON_XNODE_TO_OVS                    bpfReason = 27
 	bpfReasonREASON_XNODE_DROP_BOUNCE               bpfReason = 28
-	bpfReasonREASON_MAX                             bpfReason = 29
+	bpfReasonREASON_TO_OVS_XNODE_SENT_BACK          bpfReason = 29
+	bpfReasonREASON_MAX                             bpfReason = 30
 )
 
 type bpfRemote struct {
@@ -187,6 +188,7 @@ const (
 	bpfMapSdncniRemote     = "sdncni_remote"
 	bpfMapSdncniSvc        = "sdncni_svc"
 	bpfMapSdncniVpnOff     = "sdncni_vpn_off"
+	bpfMapSdncniXback      = "sdncni_xback"
 	bpfMapSdncniXnode      = "sdncni_xnode"
 	bpfMapSdncniXpeer      = "sdncni_xpeer"
 	bpfProgSdncniFromOvs   = "sdncni_from_ovs"
@@ -259,6 +261,7 @@ type bpfMapSpecs struct {
 	SdncniRemote *ebpf.MapSpec `ebpf:"sdncni_remote"`
 	SdncniSvc    *ebpf.MapSpec `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.MapSpec `ebpf:"sdncni_vpn_off"`
+	SdncniXback  *ebpf.MapSpec `ebpf:"sdncni_xback"`
 	SdncniXnode  *ebpf.MapSpec `ebpf:"sdncni_xnode"`
 	SdncniXpeer  *ebpf.MapSpec `ebpf:"sdncni_xpeer"`
 }
@@ -303,6 +306,7 @@ type bpfMaps struct {
 	SdncniRemote *ebpf.Map `ebpf:"sdncni_remote"`
 	SdncniSvc    *ebpf.Map `ebpf:"sdncni_svc"`
 	SdncniVpnOff *ebpf.Map `ebpf:"sdncni_vpn_off"`
+	SdncniXback  *ebpf.Map `ebpf:"sdncni_xback"`
 	SdncniXnode  *ebpf.Map `ebpf:"sdncni_xnode"`
 	SdncniXpeer  *ebpf.Map `ebpf:"sdncni_xpeer"`
 }
@@ -319,6 +323,7 @@ func (m *bpfMaps) Close() error {
 		m.SdncniRemote,
 		m.SdncniSvc,
 		m.SdncniVpnOff,
+		m.SdncniXback,
 		m.SdncniXnode,
 		m.SdncniXpeer,
 	)

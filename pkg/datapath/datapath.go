@@ -159,11 +159,12 @@ func loadObjects(pinPath string) (bpfObjects, []string, error) {
 // reset), the Service endpoints and the policy pair entries (the node role writes them
 // again; meanwhile governed traffic goes to OVS), the admitted connections (their
 // next packets are judged anew) and the cross-node path's state (the controller writes
-// it at start; meanwhile cross-node traffic takes Geneve). A pinned one whose layout an
+// it at start; meanwhile cross-node traffic takes Geneve; a flow sent back before is
+// sent once more). A pinned one whose layout an
 // upgrade changed is replaced instead of failing Open; the others keep pods' state and
 // make Open fail with ErrIncompatiblePins.
 var disposableMaps = map[string]bool{bpfMapSdncniCnt: true, bpfMapSdncniPolOvs: true, bpfMapSdncniSvc: true, bpfMapSdncniPol: true, bpfMapSdncniCt: true,
-	bpfMapSdncniRemote: true, bpfMapSdncniXnode: true, bpfMapSdncniXpeer: true}
+	bpfMapSdncniRemote: true, bpfMapSdncniXnode: true, bpfMapSdncniXpeer: true, bpfMapSdncniXback: true}
 
 // replaceDisposablePins removes the pins of disposable maps that no longer match spec and
 // reports whether it removed any.

@@ -96,6 +96,7 @@ func (d *Datapath) Teardown(ctx context.Context) error {
 	for _, m := range []interface{ Unpin() error }{
 		d.objs.SdncniCfg, d.objs.SdncniCnt, d.objs.SdncniDst, d.objs.SdncniEp, d.objs.SdncniVpnOff, d.objs.SdncniSvc,
 		d.objs.SdncniPol, d.objs.SdncniCt, d.objs.SdncniPolOvs, d.objs.SdncniRemote, d.objs.SdncniXnode, d.objs.SdncniXpeer,
+		d.objs.SdncniXback,
 	} {
 		errs = append(errs, m.Unpin())
 	}

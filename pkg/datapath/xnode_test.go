@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/require"
@@ -104,6 +105,67 @@ func TestFromPodCrossNode(t *testing.T) {
 			require.Equal(t, in, out, "the program never rewrites the inner frame")
 		})
 	}
+}
+
+// TestFromPodSentBack: a flow that its receiver sent back (an entry in sdncni_xback, as
+// xnode_to_ovs writes it) goes to OVS at once while it is fresh, and the entry is
+// refreshed at most once a second; another flow of the same pods, and the same flow once
+// it idled 10 s, take VXLAN again. What decides before it (policy) still does.
+func TestFromPodSentBack(t *testing.T) {
+	d, objs := loadTestObjects(t)
+	m := &objs.bpfMaps
+	tcp := frame{dstMAC: macR, srcMAC: macA, src: ipA, dst: ipR}
+	with := func(mod func(*frame)) frame { f := tcp; mod(&f); return f }
+	flow := func(proto uint8, sport, dport uint16) bpfCtKey {
+		return bpfCtKey{Vpn: 10, Saddr: be32(ipA), Daddr: be32(ipR), Sport: be16(sport), Dport: be16(dport), Proto: proto}
+	}
+	tests := []struct {
+		name    string
+		frame   frame
+		key     bpfCtKey
+		age     time.Duration // of the entry
+		reason  string
+		refresh bool // the entry's time moves to now
+	}{
+		{name: "tcp flow sent back", frame: tcp, key: flow(6, 40000, 80), age: 100 * time.Millisecond, reason: "to_ovs_xnode_sent_back"},
+		{name: "refreshed after a second", frame: tcp, key: flow(6, 40000, 80), age: 3 * time.Second, reason: "to_ovs_xnode_sent_back", refresh: true},
+		{name: "idle 10 s", frame: tcp, key: flow(6, 40000, 80), age: 11 * time.Second, reason: "xnode_tx"},
+		{name: "another source port", frame: with(func(f *frame) { f.sport = 40001 }), key: flow(6, 40000, 80), age: time.Second, reason: "xnode_tx"},
+		{name: "udp, same ports", frame: with(func(f *frame) { f.proto = 17 }), key: flow(6, 40000, 80), age: time.Second, reason: "xnode_tx"},
+		{name: "udp flow sent back", frame: with(func(f *frame) { f.proto = 17 }), key: flow(17, 40000, 80), age: 500 * time.Millisecond, reason: "to_ovs_xnode_sent_back"},
+		{name: "icmp, no ports", frame: with(func(f *frame) { f.proto = 1 }), key: flow(1, 0, 0), age: 500 * time.Millisecond, reason: "to_ovs_xnode_sent_back"},
+		{name: "the other VPN's flow", frame: tcp, key: func() bpfCtKey { k := flow(6, 40000, 80); k.Vpn = 20; return k }(), age: time.Second, reason: "xnode_tx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearMaps(t, m)
+			require.NoError(t, d.SetFastPath(t.Context(), true))
+			mustWrite(t, m, epA, epB, epC)
+			setXnode(t, m, true)
+			require.NoError(t, d.SetRemoteBlocks(t.Context(), []RemoteBlock{{VPN: 10, Block: netip.MustParsePrefix("10.0.1.0/24"), Node: node2}}))
+			at := ktimeNow(t) - uint64(tt.age)
+			require.NoError(t, m.SdncniXback.Update(&tt.key, at, ebpf.UpdateAny))
+			_, _, moved := run(t, d, objs.SdncniFromPod, tt.frame.bytes())
+			require.Equal(t, map[string]uint64{tt.reason: 1}, moved)
+			var got uint64
+			require.NoError(t, m.SdncniXback.Lookup(&tt.key, &got))
+			if tt.refresh {
+				require.InDelta(t, float64(ktimeNow(t)), float64(got), float64(time.Second))
+			} else {
+				require.Equal(t, at, got, "entry not refreshed")
+			}
+		})
+	}
+	t.Run("policy decides first", func(t *testing.T) {
+		clearMaps(t, m)
+		mustWrite(t, m, epA, epB, epC)
+		setXnode(t, m, true)
+		require.NoError(t, d.objs.SdncniEp.Update(uint32(loIfindex), governed(t, m, loIfindex), ebpf.UpdateAny))
+		k := flow(6, 40000, 80)
+		require.NoError(t, m.SdncniXback.Update(&k, ktimeNow(t), ebpf.UpdateAny))
+		_, _, moved := run(t, d, objs.SdncniFromPod, tcp.bytes())
+		require.Equal(t, map[string]uint64{"to_ovs_policy": 1}, moved)
+	})
 }
 
 // governed returns the endpoint entry at ifindex with a policy flag added.
