@@ -2,8 +2,6 @@ package podnet
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"net/netip"
 	"os"
@@ -28,7 +26,7 @@ func TestTxOffload(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "ip", "nsenter", "ethtool")
 	// A node netns (Setup puts the host side in the caller's netns) and a pod netns.
-	nodeNS, podNS := testNetns(t, "node"), testNetns(t, "pod")
+	nodeNS, podNS := testenv.NetNS(t, "node"), testenv.NetNS(t, "pod")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	mac, _ := net.ParseMAC("0a:58:0a:4f:00:05")
@@ -74,19 +72,6 @@ func TestTxOffload(t *testing.T) {
 }
 
 // testNetns creates a network namespace for t (prefix sdncni-2n-) and deletes it at cleanup.
-func testNetns(t *testing.T, role string) ns.NetNS {
-	t.Helper()
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := "sdncni-2n-" + role + "-" + hex.EncodeToString(b)
-	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
-	require.NoError(t, err, string(out))
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	n, err := ns.GetNS("/run/netns/" + name)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = n.Close() })
-	return n
-}
 
 // TestKeepTxOffloadOff: a persistent tap, as ovs-vswitchd's internal ports are, whose
 // owner sets its offloads again (TUNSETOFFLOAD, what a restarted ovs-vswitchd does)
@@ -94,7 +79,7 @@ func testNetns(t *testing.T, role string) ns.NetNS {
 func TestKeepTxOffloadOff(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "ip", "nsenter", "ethtool")
-	nodeNS := testNetns(t, "node")
+	nodeNS := testenv.NetNS(t, "node")
 	txOn := func(ifname string) bool {
 		out, err := exec.Command("nsenter", "--net="+nodeNS.Path(), "ethtool", "-k", ifname).CombinedOutput()
 		require.NoError(t, err, string(out))

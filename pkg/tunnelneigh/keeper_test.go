@@ -2,8 +2,6 @@ package tunnelneigh
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -25,7 +23,7 @@ import (
 func TestKeeper(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "ip")
-	node, peer := testNetns(t, "node"), testNetns(t, "peer")
+	node, peer := testenv.NetNS(t, "node"), testenv.NetNS(t, "peer")
 	ip := func(n ns.NetNS, args ...string) {
 		t.Helper()
 		out, err := exec.Command("ip", append([]string{"-n", nsName(n)}, args...)...).CombinedOutput()
@@ -106,20 +104,6 @@ func TestKeeper(t *testing.T) {
 	got = entries()
 	require.Len(t, got, 1, "%v", got)
 	require.Equal(t, netlink.NUD_PERMANENT, got["10.210.0.7"].State)
-}
-
-func testNetns(t *testing.T, role string) ns.NetNS {
-	t.Helper()
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := "sdncni-2n-" + role + "-" + hex.EncodeToString(b)
-	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
-	require.NoError(t, err, string(out))
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	n, err := ns.GetNS("/run/netns/" + name)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = n.Close() })
-	return n
 }
 
 func nsName(n ns.NetNS) string { return n.Path()[len("/run/netns/"):] }
