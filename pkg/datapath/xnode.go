@@ -125,6 +125,11 @@ func (d *Datapath) vxlanHook() (hook, bool) {
 // entry takes Geneve: this is the per-VPN switch, and also how a node that does not
 // run the path (or whose VXLAN port is blocked) is kept out. Returns
 // ErrTooManyRemoteBlocks when blocks do not fit.
+//
+// When a block goes (its node stopped answering, restarted without the path, or gave
+// it up), the flows that receivers sent back (sdncni_xback) are forgotten too: what a
+// node that is gone or started again told us no longer holds, and a flow forgotten
+// needlessly only pays one more round trip.
 func (d *Datapath) SetRemoteBlocks(ctx context.Context, blocks []RemoteBlock) error {
 	if len(blocks) > MaxRemoteBlocks {
 		return fmt.Errorf("set remote blocks: %d: %w", len(blocks), ErrTooManyRemoteBlocks)
@@ -163,6 +168,33 @@ func (d *Datapath) SetRemoteBlocks(ctx context.Context, blocks []RemoteBlock) er
 	for _, k := range stale {
 		if err := d.objs.SdncniRemote.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("remove remote block %d/%s: %w", k.Vpn, addrFromBE32(k.Ip), err)
+		}
+	}
+	if len(stale) > 0 {
+		if err := d.forgetSentBack(); err != nil {
+			return fmt.Errorf("set remote blocks: %w", err)
+		}
+	}
+	return nil
+}
+
+// forgetSentBack empties sdncni_xback.
+func (d *Datapath) forgetSentBack() error {
+	var (
+		k    bpfCtKey
+		v    uint64
+		keys []bpfCtKey
+	)
+	it := d.objs.SdncniXback.Iterate()
+	for it.Next(&k, &v) {
+		keys = append(keys, k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("list sent-back flows: %w", err)
+	}
+	for _, k := range keys {
+		if err := d.objs.SdncniXback.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("forget sent-back flow: %w", err)
 		}
 	}
 	return nil

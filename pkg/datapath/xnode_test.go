@@ -231,11 +231,19 @@ func TestRemoteBlocks(t *testing.T) {
 	require.Equal(t, node1, lookup(20, "10.0.1.70"))
 	require.False(t, lookup(30, "10.0.1.7").IsValid(), "another VPN's block never matches")
 
+	// A flow sent back is kept while the blocks stay, forgotten when one goes.
+	sent := bpfCtKey{Vpn: 10, Saddr: be32(ipA), Daddr: be32(netip.MustParseAddr("10.0.1.7")), Proto: 1}
+	require.NoError(t, objs.SdncniXback.Update(&sent, ktimeNow(t), ebpf.UpdateAny))
+	require.NoError(t, d.SetRemoteBlocks(t.Context(), []RemoteBlock{c, b, a}))
+	var at uint64
+	require.NoError(t, objs.SdncniXback.Lookup(&sent, &at), "same blocks: the flow is kept")
+
 	require.NoError(t, d.SetRemoteBlocks(t.Context(), []RemoteBlock{b}))
 	got, err = d.RemoteBlocks(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, []RemoteBlock{b}, got)
 	require.False(t, lookup(10, "10.0.1.7").IsValid())
+	require.ErrorIs(t, objs.SdncniXback.Lookup(&sent, &at), ebpf.ErrKeyNotExist, "a block went: the flow is forgotten")
 
 	for _, bad := range []RemoteBlock{
 		{VPN: 0, Block: a.Block, Node: node2},
