@@ -251,9 +251,9 @@ func TestCrossNodeFastPath(t *testing.T) {
 		t.Logf("sent back: node2 xnode_bounce %d, node1 xnode_to_ovs %d, then to OVS at once %d, a1's OVS port rx %d; TCP 4 MiB %.2f Gbit/s",
 			bounced, toOVS, direct, after.ovsA1.sub(before.ovsA1).rx, gbps)
 		require.Equal(t, bounced, toOVS, "node1 handed every sent-back packet to OVS")
-		// Three flows (ping, UDP, TCP): each sent back at least once, most of their
-		// packets then straight to OVS.
-		require.GreaterOrEqual(t, bounced, int64(3))
+		// The UDP and TCP flows are sent back at least once each (the ping flow was,
+		// already, in waitPing), most of the packets then go straight to OVS.
+		require.GreaterOrEqual(t, bounced, int64(2))
 		require.GreaterOrEqual(t, bounced+direct, int64(50+udpDatagrams))
 		require.Greater(t, direct, 2*bounced, "the flows, once sent back, took OVS at once")
 		require.GreaterOrEqual(t, after.ovsA1.sub(before.ovsA1).rx, toOVS+direct, "OVS received them on a1's port")
