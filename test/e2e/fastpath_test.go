@@ -730,9 +730,9 @@ func TestTeardown(t *testing.T) {
 			ping(t, a, ipB)
 			ours := collectOurBPF(t, n.pinDir)
 			// sdncni_cfg, _cnt, _ep, _dst, _svc, _vpn_off, NetworkPolicy's _pol, _ct and
-			// _pol_ovs (the hand-offs per VPN), and the cross-node path's _remote, _xnode
-			// and _xpeer.
-			require.Len(t, ours.maps, 12, "maps pinned under %s", n.pinDir)
+			// _pol_ovs (the hand-offs per VPN), and the cross-node path's _remote, _xnode,
+			// _xpeer and _xback.
+			require.Len(t, ours.maps, 13, "maps pinned under %s", n.pinDir)
 			require.GreaterOrEqual(t, len(ours.progs), 2, "programs using our maps")
 			hooks := append(n.hooksOn(t, hostIf(a)), n.hooksOn(t, ovsIf(a))...)
 			require.Len(t, hooks, 2, "one program on each of the pod's interfaces: %v", hooks)
