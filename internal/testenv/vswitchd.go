@@ -53,6 +53,13 @@ func (o *OVN) CrashVswitchd(t testing.TB, sig syscall.Signal) int {
 	return pid
 }
 
+// VswitchdRestarts is how often hack/dev-env.sh's supervisor has restarted the node's
+// ovs-vswitchd (a crash: Debian 12's OVS 3.1.0 aborts in its userspace conntrack now
+// and then, docs/deploy.md "ovs-vswitchd crashes").
+func (o *OVN) VswitchdRestarts() int {
+	return countIn(filepath.Join(filepath.Dir(o.Env["SDNCNI_VSWITCHD_PIDFILE"]), supervisorLog), restartedLine)
+}
+
 // Appctl runs ovs-appctl against the node's ovs-vswitchd (its control socket beside its
 // pidfile) and returns the output; it fails t on error.
 func (o *OVN) Appctl(t testing.TB, args ...string) string {
