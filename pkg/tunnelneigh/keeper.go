@@ -72,8 +72,25 @@ func (k *Keeper) Sync(ctx context.Context) error {
 			want[e] = true
 		}
 	}
+	// One dump per link per Sync, not one per peer: a node has a peer per other node.
+	tables := map[int]map[netip.Addr]*netlink.Neigh{}
+	table := func(e entry) (*netlink.Neigh, error) {
+		t, ok := tables[e.link]
+		if !ok {
+			var err error
+			if t, err = neighbors(e.link); err != nil {
+				return nil, err
+			}
+			tables[e.link] = t
+		}
+		return t[e.ip], nil
+	}
 	for e := range want {
-		if err := ensureManaged(e); err != nil {
+		n, err := table(e)
+		if err == nil {
+			err = ensureManaged(e, n)
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -83,7 +100,11 @@ func (k *Keeper) Sync(ctx context.Context) error {
 		if want[e] {
 			continue
 		}
-		if err := deleteEntry(e); err != nil {
+		n, err := table(e)
+		if err == nil {
+			err = deleteEntry(e, n)
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -120,26 +141,24 @@ func nextHop(remote netip.Addr) (entry, bool, error) {
 	return entry{link: routes[0].LinkIndex, ip: hop}, true, nil
 }
 
-// ensureManaged makes e's neighbor entry managed, unless it already is.
-func ensureManaged(e entry) error {
-	if n, err := lookup(e); err != nil {
-		return err
-	} else if n != nil && n.FlagsExt&netlink.NTF_EXT_MANAGED != 0 {
+// ensureManaged makes e's neighbor entry (n, nil when there is none) managed, unless it
+// already is.
+func ensureManaged(e entry, n *netlink.Neigh) error {
+	if n != nil && n.FlagsExt&netlink.NTF_EXT_MANAGED != 0 {
 		return nil
 	}
-	n := netlink.Neigh{LinkIndex: e.link, Family: family(e.ip), IP: net.IP(e.ip.AsSlice()),
+	m := netlink.Neigh{LinkIndex: e.link, Family: family(e.ip), IP: net.IP(e.ip.AsSlice()),
 		State: netlink.NUD_NONE, FlagsExt: netlink.NTF_EXT_MANAGED}
-	if err := netlink.NeighSet(&n); err != nil {
+	if err := netlink.NeighSet(&m); err != nil {
 		return fmt.Errorf("make neighbor %s on link %d managed: %w", e.ip, e.link, err)
 	}
 	return nil
 }
 
-// deleteEntry removes e's neighbor entry if it is still managed; gone is fine.
-func deleteEntry(e entry) error {
-	n, err := lookup(e)
-	if err != nil || n == nil || n.FlagsExt&netlink.NTF_EXT_MANAGED == 0 {
-		return err
+// deleteEntry removes e's neighbor entry n if it is still managed; gone is fine.
+func deleteEntry(e entry, n *netlink.Neigh) error {
+	if n == nil || n.FlagsExt&netlink.NTF_EXT_MANAGED == 0 {
+		return nil
 	}
 	if err := netlink.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete neighbor %s on link %d: %w", e.ip, e.link, err)
@@ -147,21 +166,23 @@ func deleteEntry(e entry) error {
 	return nil
 }
 
-// lookup returns e's neighbor entry, or nil when there is none (or its link is gone).
-func lookup(e entry) (*netlink.Neigh, error) {
-	ns, err := netlink.NeighList(e.link, family(e.ip))
+// neighbors returns link's neighbor entries of both families by address; none when the
+// link is gone.
+func neighbors(link int) (map[netip.Addr]*netlink.Neigh, error) {
+	ns, err := netlink.NeighList(link, netlink.FAMILY_ALL)
 	if err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("list neighbors of link %d: %w", e.link, err)
+		return nil, fmt.Errorf("list neighbors of link %d: %w", link, err)
 	}
+	out := make(map[netip.Addr]*netlink.Neigh, len(ns))
 	for i := range ns {
-		if a, ok := netip.AddrFromSlice(ns[i].IP); ok && a.Unmap() == e.ip {
-			return &ns[i], nil
+		if a, ok := netip.AddrFromSlice(ns[i].IP); ok {
+			out[a.Unmap()] = &ns[i]
 		}
 	}
-	return nil, nil
+	return out, nil
 }
 
 func family(a netip.Addr) int {
